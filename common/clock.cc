@@ -1,0 +1,18 @@
+#include "common/clock.h"
+
+#include <time.h>
+
+namespace lab {
+
+int64_t RealtimeClock::NowNs() const {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+RealtimeClock& RealtimeClock::Get() {
+  static RealtimeClock* clock = new RealtimeClock();
+  return *clock;
+}
+
+}  // namespace lab

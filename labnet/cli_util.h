@@ -1,0 +1,41 @@
+// Small helpers shared by labnet's subcommands: durations, signals, output.
+#ifndef LABNET_CLI_UTIL_H_
+#define LABNET_CLI_UTIL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace lab::cli {
+
+// Parses "5ms", "1.5s", "250us", "-25ms" (Go-style units ns, us, ms, s, m, h; "0" alone is
+// allowed) into nanoseconds. InvalidArgument says what was wrong and shows an example.
+absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_view text);
+
+// Blocks SIGINT and SIGTERM in the calling thread (call before starting any thread, so all
+// threads inherit the mask) and runs `on_signal` on a watcher thread when one arrives.
+// The watcher stops when the object is destroyed. Not copyable.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void()> on_signal);
+  ~SignalWatcher();
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// Writes `text` to `path` atomically enough for a CLI (truncate + write). Returns an error
+// naming the path.
+absl::Status WriteFile(const std::string& path, absl::string_view text);
+
+}  // namespace lab::cli
+
+#endif  // LABNET_CLI_UTIL_H_
