@@ -53,6 +53,25 @@ bool UdpSocket::EnableReceiveTimestamps() {
   return rx_timestamps_;
 }
 
+absl::Status UdpSocket::SetBlockingReceive(int64_t timeout_ns) {
+  const int flags = ::fcntl(fd_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return ErrnoToStatus(errno, "fcntl(O_NONBLOCK)");
+  }
+  const timeval tv{static_cast<time_t>(timeout_ns / 1'000'000'000),
+                   static_cast<suseconds_t>(timeout_ns % 1'000'000'000 / 1000)};
+  if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+    return ErrnoToStatus(errno, "setsockopt(SO_RCVTIMEO)");
+  }
+  return absl::OkStatus();
+}
+
+void UdpSocket::ShutdownReceive() {
+  // On an unconnected UDP socket this reports ENOTCONN yet still marks the socket shut for
+  // reading and wakes its readers, which is all we want.
+  ::shutdown(fd_.get(), SHUT_RD);
+}
+
 absl::Status UdpSocket::SetBufferSizes(int receive_bytes, int send_bytes) {
   if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUF, &receive_bytes, sizeof(receive_bytes)) != 0) {
     return ErrnoToStatus(errno, "setsockopt(SO_RCVBUF)");
@@ -74,12 +93,14 @@ absl::StatusOr<SocketAddress> UdpSocket::LocalAddress() const {
 }
 
 absl::Status UdpSocket::Send(absl::Span<const uint8_t> data) {
-  if (::send(fd_.get(), data.data(), data.size(), 0) < 0) return ErrnoToStatus(errno, "send");
+  if (::send(fd_.get(), data.data(), data.size(), MSG_DONTWAIT) < 0) {
+    return ErrnoToStatus(errno, "send");
+  }
   return absl::OkStatus();
 }
 
 absl::Status UdpSocket::SendTo(absl::Span<const uint8_t> data, const SocketAddress& peer) {
-  if (::sendto(fd_.get(), data.data(), data.size(), 0, peer.data(), peer.size()) < 0) {
+  if (::sendto(fd_.get(), data.data(), data.size(), MSG_DONTWAIT, peer.data(), peer.size()) < 0) {
     return ErrnoToStatus(errno, absl::StrCat("sendto(", peer.ToString(), ")"));
   }
   return absl::OkStatus();
@@ -95,7 +116,8 @@ DatagramBatch::DatagramBatch(std::size_t capacity, std::size_t max_datagram_byte
       rx_ns_(capacity),
       rx_source_(capacity, TimestampSource::kUser) {}
 
-absl::StatusOr<std::size_t> DatagramBatch::Receive(const UdpSocket& socket, const Clock& fallback) {
+absl::StatusOr<std::size_t> DatagramBatch::Receive(const UdpSocket& socket, const Clock& fallback,
+                                                   bool wait) {
   count_ = 0;
   for (std::size_t i = 0; i < headers_.size(); ++i) {
     iovecs_[i] = {buffers_.data() + i * max_bytes_, max_bytes_};
@@ -109,7 +131,8 @@ absl::StatusOr<std::size_t> DatagramBatch::Receive(const UdpSocket& socket, cons
     h.msg_controllen = kControlBytes;
     headers_[i].msg_len = 0;
   }
-  const int n = ::recvmmsg(socket.fd(), headers_.data(), headers_.size(), MSG_DONTWAIT, nullptr);
+  const int n = ::recvmmsg(socket.fd(), headers_.data(), headers_.size(),
+                           wait ? MSG_WAITFORONE : MSG_DONTWAIT, nullptr);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
     return ErrnoToStatus(errno, "recvmmsg");
@@ -169,7 +192,7 @@ SendBatch::FlushResult SendBatch::Flush(const UdpSocket& socket) {
   FlushResult result;
   std::size_t next = 0;
   while (next < count_) {
-    const int n = ::sendmmsg(socket.fd(), headers_.data() + next, count_ - next, 0);
+    const int n = ::sendmmsg(socket.fd(), headers_.data() + next, count_ - next, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       // Drop the datagram the kernel refused (full buffer, unreachable peer) and go on.

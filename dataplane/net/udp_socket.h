@@ -36,6 +36,13 @@ class UdpSocket {
   bool EnableReceiveTimestamps();
   bool receive_timestamps_enabled() const { return rx_timestamps_; }
 
+  // Makes receives wait for data, at most `timeout_ns` (> 0) each; a timed-out receive
+  // returns nothing. Sends stay non-blocking (MSG_DONTWAIT).
+  absl::Status SetBlockingReceive(int64_t timeout_ns);
+  // Wakes a thread blocked in a receive and makes every later receive return at once with
+  // nothing (shutdown(SHUT_RD)). Thread-safe; used to stop a receive loop.
+  void ShutdownReceive();
+
   // Socket buffer sizes in bytes (best effort: the kernel may cap them).
   absl::Status SetBufferSizes(int receive_bytes, int send_bytes);
 
@@ -62,9 +69,12 @@ class DatagramBatch {
   DatagramBatch(const DatagramBatch&) = delete;
   DatagramBatch& operator=(const DatagramBatch&) = delete;
 
-  // Receives what is waiting without blocking; returns how many (0 when none). Datagrams
-  // without a kernel timestamp get `fallback.NowNs()`, read once right after the call.
-  absl::StatusOr<std::size_t> Receive(const UdpSocket& socket, const Clock& fallback);
+  // Receives what is waiting without blocking; returns how many (0 when none). With `wait`
+  // on a socket set up by SetBlockingReceive(), first waits for one datagram (or the
+  // timeout). Datagrams without a kernel timestamp get `fallback.NowNs()`, read once right
+  // after the call.
+  absl::StatusOr<std::size_t> Receive(const UdpSocket& socket, const Clock& fallback,
+                                      bool wait = false);
 
   std::size_t size() const { return count_; }
   std::size_t capacity() const { return headers_.size(); }

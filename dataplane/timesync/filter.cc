@@ -188,25 +188,25 @@ absl::StatusOr<std::unique_ptr<ClockFilter>> MakeFilter(const SchemeParams& para
 bool DelayGate::Accept(double delay_ns) {
   bool accept = true;
   if (count_ > 0) {
-    std::array<double, kWindow> sorted;
-    std::copy_n(delays_.begin(), count_, sorted.begin());
-    const auto mid = sorted.begin() + count_ / 2;
-    std::nth_element(sorted.begin(), mid, sorted.begin() + count_);
-    const double median = *mid;
-    const double minimum = *std::min_element(sorted.begin(), sorted.begin() + count_);
+    const double minimum = sorted_[0];
+    const double median = sorted_[count_ / 2];
     const double limit = std::max(kFloorNs, kSpreadFactor * (median - minimum));
     accept = delay_ns - minimum <= limit || consecutive_rejects_ >= kMaxConsecutive;
   }
   consecutive_rejects_ = accept ? 0 : consecutive_rejects_ + 1;
-  delays_[next_] = delay_ns;
+  double* const begin = sorted_.data();
+  if (count_ == kWindow) {  // forget the oldest delay
+    double* const oldest = std::lower_bound(begin, begin + count_, arrivals_[next_]);
+    std::copy(oldest + 1, begin + count_, oldest);
+    --count_;
+  }
+  double* const at = std::upper_bound(begin, begin + count_, delay_ns);
+  std::copy_backward(at, begin + count_, begin + count_ + 1);
+  *at = delay_ns;
+  ++count_;
+  arrivals_[next_] = delay_ns;
   next_ = (next_ + 1) % kWindow;
-  count_ = std::min(count_ + 1, kWindow);
   return accept;
-}
-
-double DelayGate::min_delay_ns() const {
-  if (count_ == 0) return 0;
-  return *std::min_element(delays_.begin(), delays_.begin() + count_);
 }
 
 }  // namespace lab::timesync

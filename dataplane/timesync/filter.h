@@ -66,13 +66,15 @@ class DelayGate {
   static constexpr double kSpreadFactor = 3.0;
   static constexpr int kMaxConsecutive = 8;
 
-  // Records `delay_ns` and returns true when the sample should be used.
+  // Records `delay_ns` and returns true when the sample should be used. O(kWindow) moves,
+  // no allocation.
   bool Accept(double delay_ns);
   // Smallest delay in the window (0 when empty).
-  double min_delay_ns() const;
+  double min_delay_ns() const { return count_ == 0 ? 0 : sorted_[0]; }
 
  private:
-  std::array<double, kWindow> delays_{};
+  std::array<double, kWindow> arrivals_{};  // ring buffer, oldest at next_ when full
+  std::array<double, kWindow> sorted_{};    // the same delays, ascending (first count_)
   int count_ = 0;
   int next_ = 0;
   int consecutive_rejects_ = 0;

@@ -1,8 +1,5 @@
 #include "dataplane/timesync/server.h"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -11,39 +8,33 @@
 
 namespace lab::timesync {
 
+namespace {
+// Longest a receive blocks, so an idle server still logs and notices Stop() even if the
+// wake-up were lost.
+constexpr int64_t kIdleWakeNs = 200'000'000;
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<TimeServer>> TimeServer::Create(
     const TimeServerOptions& options, std::shared_ptr<spdlog::logger> logger, const Clock& clock) {
+  if (options.batch_size == 0) return absl::InvalidArgumentError("batch size must be > 0");
   LAB_ASSIGN_OR_RETURN(net::SocketAddress address,
                        net::SocketAddress::Resolve(options.bind_address, options.port));
   LAB_ASSIGN_OR_RETURN(net::UdpSocket socket, net::UdpSocket::Bind(address));
   if (options.kernel_timestamps && !socket.EnableReceiveTimestamps()) {
     logger->warn("kernel receive timestamps unavailable; using user-space timestamps");
   }
+  // Wake at least this often to log counters even when idle.
+  LAB_RETURN_IF_ERROR(socket.SetBlockingReceive(kIdleWakeNs));
   // Generous buffers ride out the loopback stalls without drops (best effort).
   (void)socket.SetBufferSizes(4 << 20, 4 << 20);
-  net::ScopedFd epoll(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll.valid()) return ErrnoToStatus(errno, "epoll_create1");
-  net::ScopedFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake.valid()) return ErrnoToStatus(errno, "eventfd");
-  for (int fd : {socket.fd(), wake.get()}) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return ErrnoToStatus(errno, "epoll_ctl");
-    }
-  }
-  return std::unique_ptr<TimeServer>(new TimeServer(options, std::move(socket), std::move(epoll),
-                                                    std::move(wake), std::move(logger), clock));
+  return std::unique_ptr<TimeServer>(
+      new TimeServer(options, std::move(socket), std::move(logger), clock));
 }
 
-TimeServer::TimeServer(const TimeServerOptions& options, net::UdpSocket socket, net::ScopedFd epoll,
-                       net::ScopedFd wake, std::shared_ptr<spdlog::logger> logger,
-                       const Clock& clock)
+TimeServer::TimeServer(const TimeServerOptions& options, net::UdpSocket socket,
+                       std::shared_ptr<spdlog::logger> logger, const Clock& clock)
     : options_(options),
       socket_(std::move(socket)),
-      epoll_(std::move(epoll)),
-      wake_(std::move(wake)),
       logger_(std::move(logger)),
       clock_(clock),
       core_(options.core) {
@@ -64,35 +55,26 @@ absl::Status TimeServer::Run() {
   int64_t next_stats_ns = clock_.NowNs() + options_.stats_interval_ns;
   uint64_t logged_received = 0;
   uint64_t send_failures = 0;
-  while (true) {
-    epoll_event events[2];
-    const int n = ::epoll_wait(epoll_.get(), events, 2, 1000);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, "epoll_wait");
+  absl::Status status;
+  while (!stop_.load(std::memory_order_acquire)) {
+    absl::StatusOr<std::size_t> received = in.Receive(socket_, clock_, /*wait=*/true);
+    if (!received.ok()) {
+      status = received.status();
+      break;
     }
-    bool stop = false;
-    for (int e = 0; e < n; ++e) {
-      if (events[e].data.fd == wake_.get()) stop = true;
+    if (stop_.load(std::memory_order_acquire)) break;  // woken by Stop()
+    for (std::size_t i = 0; i < *received; ++i) {
+      const std::size_t len = core_.HandleDatagram(in.data(i), in.peer(i), in.rx_ns(i),
+                                                   in.rx_source(i), clock_, out.NextBuffer());
+      if (len > 0) out.Commit(len, in.peer(i));
     }
-    if (stop) break;
-    // Drain the socket: full batches mean more may be waiting.
-    while (true) {
-      LAB_ASSIGN_OR_RETURN(std::size_t received, in.Receive(socket_, clock_));
-      for (std::size_t i = 0; i < received; ++i) {
-        const std::size_t len = core_.HandleDatagram(in.data(i), in.peer(i), in.rx_ns(i),
-                                                     in.rx_source(i), clock_, out.NextBuffer());
-        if (len > 0) out.Commit(len, in.peer(i));
+    if (out.size() > 0) {
+      const net::SendBatch::FlushResult flushed = out.Flush(socket_);
+      if (flushed.failed > 0) {
+        send_failures += flushed.failed;
+        logger_->debug("{} replies refused by the kernel: {}", flushed.failed,
+                       flushed.last_error.ToString());
       }
-      if (out.size() > 0) {
-        const net::SendBatch::FlushResult flushed = out.Flush(socket_);
-        if (flushed.failed > 0) {
-          send_failures += flushed.failed;
-          logger_->debug("{} replies refused by the kernel: {}", flushed.failed,
-                         flushed.last_error.ToString());
-        }
-      }
-      if (received < in.capacity()) break;
     }
     Publish();
     const int64_t now = clock_.NowNs();
@@ -108,13 +90,12 @@ absl::Status TimeServer::Run() {
   Publish();
   LogCounters(core_.counters());
   logger_->info("time server on {} stopped", local_.ToString());
-  return absl::OkStatus();
+  return status;
 }
 
 void TimeServer::Stop() {
-  const uint64_t one = 1;
-  // A full eventfd counter still wakes the loop, so the result can be ignored.
-  [[maybe_unused]] ssize_t rc = ::write(wake_.get(), &one, sizeof(one));
+  stop_.store(true, std::memory_order_release);
+  socket_.ShutdownReceive();
 }
 
 void TimeServer::Publish() {
