@@ -95,6 +95,21 @@ TEST_F(LabnetCliTest, SeveralModesInOneClientPrintATable) {
   }
 }
 
+// The one-line script of docs/timesync-protocol.md ("JSON feedback form"), verbatim.
+constexpr char kJsonOneLiner[] =
+    R"(import socket,struct,sys,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2);s.sendto(struct.pack("!IBBHHHIQq64x",0x4C425453,1,1,2,1,0,7,1,time.time_ns()),("127.0.0.1",int(sys.argv[1])));print(s.recv(96).decode()))";
+
+TEST_F(LabnetCliTest, DocumentedOneLinerGetsTheJsonFeedbackForm) {
+  StartServer();
+  Subprocess script({"/usr/bin/env", "python3", "-c", kJsonOneLiner, std::to_string(port_)});
+  ASSERT_EQ(script.Wait(30s), 0) << script.stderr_text();
+  const auto j = nlohmann::json::parse(script.stdout_text());
+  EXPECT_EQ(j["scheme"], "ewma");
+  EXPECT_EQ(j["seq"], 1);
+  EXPECT_EQ(j["status"], "ok");
+  EXPECT_TRUE(j["correction_us"].is_number());
+}
+
 TEST_F(LabnetCliTest, NoServerIsAClearFailure) {
   // A port nothing listens on: bind one, learn it, close it.
   StartServer();
