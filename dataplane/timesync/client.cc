@@ -45,8 +45,10 @@ absl::StatusOr<std::unique_ptr<ClientCore>> RunTimeSyncClient(
         // Counted as sent (and so as lost): the probe left the client's control.
         if (send_errors++ == 0) logger->warn("[{}] send failed: {}", name, s.ToString());
       }
-      // Absolute schedule; after a stall, resume without a burst.
-      next_send_ns = std::max(next_send_ns + options.interval_ns, now);
+      // Absolute schedule; after a stall, skip the missed slots rather than burst (probes
+      // closer than the interval would only add noise to the server's filters).
+      next_send_ns += options.interval_ns;
+      if (next_send_ns < now) next_send_ns = now + options.interval_ns;
       if (core->counters().sent == options.count) deadline_ns = now + options.timeout_ns;
       continue;
     }

@@ -118,7 +118,8 @@ class KalmanFilter final : public ClockFilter {
 
 // PID tracking loop (a PI loop is what NTP and ptp4l use): predicts with its drift
 // estimate, then corrects offset (P, D) and drift (I, scaled by 1/dt so the drift update is
-// the measured frequency error whatever the sample spacing).
+// the measured frequency error whatever the sample spacing; dt is taken no shorter than the
+// typical spacing, so an early sample cannot amplify noise).
 class PidFilter final : public ClockFilter {
  public:
   explicit PidFilter(PidParams p) : p_(p) {}
@@ -138,10 +139,13 @@ class PidFilter final : public ClockFilter {
       return true;
     }
     const double dt = SecondsBetween(time_ns_, s.time_ns);
+    typical_dt_ = typical_dt_ > 0 ? typical_dt_ + (dt - typical_dt_) / 8 : dt;
     const double predicted = offset_ + drift_ * dt;
     const double e = s.offset_ns - predicted;
     offset_ = predicted + p_.kp * e + p_.kd * (e - last_error_);
-    drift_ += p_.ki * e / dt;
+    // e/dt is the drift error when dt is long enough for drift to dominate the noise; a
+    // sample that comes early (after a client stall) must not turn noise into drift.
+    drift_ += p_.ki * e / std::max(dt, typical_dt_);
     last_error_ = e;
     time_ns_ = s.time_ns;
     return true;
@@ -153,6 +157,7 @@ class PidFilter final : public ClockFilter {
   bool initialised_ = false;
   int64_t time_ns_ = 0;
   double offset_ = 0, drift_ = 0, last_error_ = 0;
+  double typical_dt_ = 0;  // running mean of the spacing of accepted samples, s
 };
 
 }  // namespace

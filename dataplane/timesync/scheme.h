@@ -43,7 +43,7 @@ struct KalmanParams {
 };
 
 // PID tracking loop: per accepted sample, with e the prediction error,
-//   offset += kp*e + kd*(e - e_prev);   drift += ki*e/dt.
+//   offset += kp*e + kd*(e - e_prev);   drift += ki*e/max(dt, typical dt).
 // Gains are per sample. The loop must be stable: the roots of
 //   z^3 - (2-kp-kd-ki) z^2 - (kp+2kd-1) z + kd
 // inside the unit circle (checked by Validate). ki > 0 gives zero steady-state error

@@ -72,7 +72,9 @@ TEST_F(LabnetCliTest, FourModesWithInjectedOffsetAndDriftAccountForEveryProbe) {
     if (modes[i] == "kalman" || modes[i] == "pid") {
       EXPECT_TRUE(j["converged"].get<bool>());
       EXPECT_TRUE(j["converged_after_ms"].is_number());
-      EXPECT_LT(j["error_us"]["abs_p50"].get<double>(), 10.0);
+      // Typical error within 10 us, or within twice the raw measurements' noise.
+      EXPECT_LE(j["error_us"]["abs_p50"].get<double>(),
+                std::max(10.0, 2 * j["noise_floor_us"]["abs_p50"].get<double>()));
     }
   }
   server_->Signal(SIGTERM);
@@ -128,6 +130,7 @@ struct BadUsage {
   std::vector<std::string> args;
   std::string message;
 };
+void PrintTo(const BadUsage& b, std::ostream* os) { *os << b.name; }
 
 class LabnetBadUsageTest : public ::testing::TestWithParam<BadUsage> {};
 

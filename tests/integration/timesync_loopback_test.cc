@@ -1,4 +1,5 @@
 // The time server and clients on real UDP sockets on loopback (port 0), in one process.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <thread>
@@ -14,6 +15,19 @@ namespace lab::timesync {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
+
+// Loopback is quiet or not depending on what else the machine runs, so the accuracy checks
+// are relative: "converged" means the injected 25 ms is removed and held within 100 us, and
+// the typical error must be within 10 us or within twice the noise of the raw measurements.
+constexpr SummaryOptions kSummary{.converge_threshold_ns = 100'000};
+
+void ExpectTracksWithinNoise(const ClientSummary& s) {
+  SCOPED_TRACE(SchemeName(s.scheme));
+  EXPECT_TRUE(s.converged);
+  ASSERT_TRUE(s.noise_abs_p50_us.has_value());
+  EXPECT_LE(s.error_us.abs_p50, std::max(10.0, 2 * *s.noise_abs_p50_us))
+      << "noise floor p50 " << *s.noise_abs_p50_us << " us";
+}
 
 class LoopbackTest : public ::testing::Test {
  protected:
@@ -74,21 +88,26 @@ TEST_F(LoopbackTest, FourClientsAtOnceHaveEveryProbeAnsweredOrCountedLost) {
   const auto clients = RunAll(all);
   ASSERT_EQ(clients.size(), 4u);
   uint64_t sent = 0;
+  uint64_t reported = 0;
   for (const auto& c : clients) {
-    const ClientSummary s = Summarize(*c, {});
+    const ClientSummary s = Summarize(*c, kSummary);
     SCOPED_TRACE(SchemeName(s.scheme));
     EXPECT_EQ(s.counters.sent, 200u);
     EXPECT_EQ(s.counters.received + s.lost, s.counters.sent);
     EXPECT_EQ(s.lost, 0u);  // loopback with room in the buffers loses nothing
     EXPECT_EQ(s.timestamping,
               server_->timestamp_source() == net::TimestampSource::kKernel ? "kernel" : "user");
-    if (s.scheme == Scheme::kKalman || s.scheme == Scheme::kPid) {
-      EXPECT_TRUE(s.converged);
-      EXPECT_LT(s.error_us.abs_p50, 10.0);
-    }
+    if (s.scheme == Scheme::kKalman || s.scheme == Scheme::kPid) ExpectTracksWithinNoise(s);
     // The 25 ms injected offset is gone whatever the scheme.
     EXPECT_LT(std::abs(c->records().back().error_ns), 1'000'000);
     sent += s.counters.sent;
+    // Every probe after the first applied reply reports a previous exchange to the server.
+    for (const PacketRecord& r : c->records()) {
+      if (r.applied) {
+        reported += s.counters.sent - r.seq;
+        break;
+      }
+    }
   }
   ASSERT_TRUE(server_->WaitForCounters([&](const ServerCounters& c) { return c.received == sent; },
                                        5 * kSecond));
@@ -96,7 +115,10 @@ TEST_F(LoopbackTest, FourClientsAtOnceHaveEveryProbeAnsweredOrCountedLost) {
   EXPECT_EQ(c.replied, sent);
   EXPECT_EQ(c.dropped, 0u);
   EXPECT_EQ(c.clients_created, 4u);
-  EXPECT_GT(c.samples_used, sent / 2);
+  // Each reported exchange is used, skipped as a delay spike, unmatched or rejected.
+  EXPECT_EQ(c.samples_used + c.samples_outliers + c.samples_unmatched + c.samples_rejected,
+            reported);
+  EXPECT_GT(c.samples_used, 0u);
 }
 
 TEST_F(LoopbackTest, JsonFeedbackClientConverges) {
@@ -104,7 +126,7 @@ TEST_F(LoopbackTest, JsonFeedbackClientConverges) {
   o.core.json_feedback = true;
   const auto clients = RunAll({o});
   ASSERT_EQ(clients.size(), 1u);
-  const ClientSummary s = Summarize(*clients[0], {});
+  const ClientSummary s = Summarize(*clients[0], kSummary);
   EXPECT_EQ(s.counters.received, 200u);
   EXPECT_EQ(s.counters.malformed, 0u);
   EXPECT_TRUE(s.converged);
@@ -154,12 +176,10 @@ TEST_F(LoopbackTest, MalformedStreamIsCountedWhileGoodClientsCarryOn) {
 
   uint64_t sent = 0;
   for (const auto& c : clients) {
-    const ClientSummary s = Summarize(*c, {});
+    const ClientSummary s = Summarize(*c, kSummary);
     SCOPED_TRACE(SchemeName(s.scheme));
     EXPECT_EQ(s.counters.received, s.counters.sent);
-    if (s.scheme != Scheme::kRaw) {
-      EXPECT_TRUE(s.converged);
-    }
+    if (s.scheme == Scheme::kKalman || s.scheme == Scheme::kPid) ExpectTracksWithinNoise(s);
     sent += s.counters.sent;
   }
   ASSERT_GT(flooded.load(), 0u);
