@@ -45,9 +45,19 @@ int main(int argc, char** argv) {
   absl::Duration duration;
   const auto address = lab::net::SocketAddress::ParseHostPort(server);
   const auto scheme = lab::timesync::ParseScheme(scheme_name);
-  if (!absl::ParseDuration(duration_text, &duration) || !address.ok() || !scheme.ok() ||
-      clients == 0) {
-    std::fprintf(stderr, "ts_load: bad arguments\n");
+  if (!absl::ParseDuration(duration_text, &duration) || duration <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "ts_load: --duration '%s' is not a positive duration (e.g. 4s)\n",
+                 duration_text.c_str());
+    return 2;
+  }
+  for (const absl::Status& s : {address.status(), scheme.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "ts_load: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+  }
+  if (clients == 0) {
+    std::fprintf(stderr, "ts_load: --clients must be > 0\n");
     return 2;
   }
   auto socket = lab::net::UdpSocket::Connect(*address);

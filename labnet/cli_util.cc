@@ -11,15 +11,43 @@
 
 namespace lab::cli {
 
-absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_view text) {
+namespace {
+
+std::string RangeText(absl::string_view lo, absl::string_view hi, bool min_exclusive) {
+  return absl::StrCat(min_exclusive ? "(" : "[", lo, ", ", hi, "]");
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_view text,
+                                        int64_t min_ns, int64_t max_ns, bool min_exclusive) {
   absl::Duration d;
   if (!absl::ParseDuration(text, &d)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " '", text,
-                     "' is not a duration; write a number with a unit, e.g. 5ms, "
-                     "250us, 1.5s"));
+                     "' is not a duration; write a number with a unit, e.g. 5ms, 250us, 1.5s"));
   }
-  return absl::ToInt64Nanoseconds(d);
+  const int64_t ns = absl::ToInt64Nanoseconds(d);  // saturates for inf and huge values
+  const bool infinite = d == absl::InfiniteDuration() || d == -absl::InfiniteDuration();
+  if (infinite || ns > max_ns || ns < min_ns || (min_exclusive && ns == min_ns)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be in ",
+                     RangeText(absl::FormatDuration(absl::Nanoseconds(min_ns)),
+                               absl::FormatDuration(absl::Nanoseconds(max_ns)), min_exclusive),
+                     ", got ", text));
+  }
+  return ns;
+}
+
+absl::Status CheckRange(absl::string_view flag, double value, double min, double max,
+                        bool min_exclusive) {
+  const bool below = min_exclusive ? !(value > min) : !(value >= min);
+  if (below || !(value <= max)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " must be in ", RangeText(absl::StrCat(min), absl::StrCat(max), min_exclusive),
+        ", got ", value));
+  }
+  return absl::OkStatus();
 }
 
 SignalWatcher::SignalWatcher(std::function<void()> on_signal) {

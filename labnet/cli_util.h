@@ -13,9 +13,16 @@
 
 namespace lab::cli {
 
-// Parses "5ms", "1.5s", "250us", "-25ms" (Go-style units ns, us, ms, s, m, h; "0" alone is
-// allowed) into nanoseconds. InvalidArgument says what was wrong and shows an example.
-absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_view text);
+// Parses the value of --`flag`, "5ms", "1.5s", "250us", "-25ms" (Go-style units ns, us, ms,
+// s, m, h; "0" alone is allowed), into nanoseconds within [min_ns, max_ns] (min_ns excluded
+// when `min_exclusive`). InvalidArgument names the flag, the value and what is accepted.
+absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_view text,
+                                        int64_t min_ns, int64_t max_ns, bool min_exclusive = false);
+
+// InvalidArgument naming --`flag` and its value unless `value` is a finite number within
+// [min, max] (min excluded when `min_exclusive`).
+absl::Status CheckRange(absl::string_view flag, double value, double min, double max,
+                        bool min_exclusive = false);
 
 // Blocks SIGINT and SIGTERM in the calling thread (call before starting any thread, so all
 // threads inherit the mask) and runs `on_signal` on a watcher thread when one arrives.

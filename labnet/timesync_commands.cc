@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "dataplane/timesync/client.h"
 #include "dataplane/timesync/report.h"
 #include "dataplane/timesync/server.h"
@@ -114,39 +115,45 @@ struct ClientFlags {
   }
 
   // Validated client options, one per requested scheme (server address not set).
-  absl::StatusOr<std::vector<timesync::TimeSyncClientOptions>> Build() const {
-    if (count <= 0)
-      return absl::InvalidArgumentError(absl::StrCat("--count must be > 0, got ", count));
-    auto interval_ns = ParseDurationNs("interval", interval);
-    if (!interval_ns.ok()) return interval_ns.status();
-    if (*interval_ns <= 0) return absl::InvalidArgumentError("--interval must be > 0");
-    auto offset_ns = ParseDurationNs("offset", offset);
-    if (!offset_ns.ok()) return offset_ns.status();
-    auto timeout_ns = ParseDurationNs("timeout", timeout);
-    if (!timeout_ns.ok()) return timeout_ns.status();
-    if (*timeout_ns < 0) return absl::InvalidArgumentError("--timeout must be >= 0");
-    if (!(converge_threshold_us > 0)) {
-      return absl::InvalidArgumentError("--converge-threshold must be > 0 us");
+  // `modes_flag` names the flag the schemes came from, for messages.
+  absl::StatusOr<std::vector<timesync::TimeSyncClientOptions>> Build(
+      absl::string_view modes_flag) const {
+    constexpr int64_t kHour = 3'600'000'000'000;
+    if (count <= 0 || count > 1'000'000'000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--count must be in [1, 1000000000], got ", count));
     }
+    LAB_ASSIGN_OR_RETURN(const int64_t interval_ns,
+                         ParseDurationNs("interval", interval, 0, kHour, true));
+    LAB_ASSIGN_OR_RETURN(const int64_t offset_ns,
+                         ParseDurationNs("offset", offset, -24 * kHour, 24 * kHour));
+    LAB_ASSIGN_OR_RETURN(const int64_t timeout_ns, ParseDurationNs("timeout", timeout, 0, kHour));
+    LAB_RETURN_IF_ERROR(CheckRange("drift-ppm", drift_ppm, -100'000, 100'000));
+    LAB_RETURN_IF_ERROR(CheckRange("converge-threshold", converge_threshold_us, 0, 1e9, true));
     std::vector<timesync::TimeSyncClientOptions> out;
     uint32_t client_id = 1;
     for (absl::string_view name : absl::StrSplit(modes, ',', absl::SkipWhitespace())) {
       auto scheme = timesync::ParseScheme(absl::StripAsciiWhitespace(name));
-      if (!scheme.ok()) return scheme.status();
-      auto params = this->scheme.For(*scheme);
-      if (!params.ok()) return params.status();
+      if (!scheme.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(modes_flag, ": ", scheme.status().message()));
+      }
+      LAB_ASSIGN_OR_RETURN(const SchemeParams params, this->scheme.For(*scheme));
       timesync::TimeSyncClientOptions o;
       o.count = static_cast<uint64_t>(count);
-      o.interval_ns = *interval_ns;
-      o.timeout_ns = *timeout_ns;
-      o.core.params = *params;
+      o.interval_ns = interval_ns;
+      o.timeout_ns = timeout_ns;
+      o.core.params = params;
       o.core.client_id = client_id++;
       o.core.json_feedback = json_feedback;
-      o.core.offset_ns = *offset_ns;
+      o.core.offset_ns = offset_ns;
       o.core.drift_ppm = drift_ppm;
       out.push_back(o);
     }
-    if (out.empty()) return absl::InvalidArgumentError("no scheme given; e.g. --mode kalman");
+    if (out.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "no scheme given; e.g. ", modes_flag, " kalman or ", modes_flag, " raw,ewma,kalman,pid"));
+    }
     return out;
   }
 
@@ -155,12 +162,13 @@ struct ClientFlags {
   }
 };
 
-// Runs the clients in parallel threads; prints their summaries. Exit code 0 when every
-// client got at least one reply.
-int RunClients(const ClientFlags& flags, std::vector<timesync::TimeSyncClientOptions> clients) {
+// Runs the clients in parallel threads until done or `cancel`; prints their summaries
+// (what was answered before a cancel included). Exit code 0 when every client got replies
+// and nothing failed, 130 when interrupted.
+int RunClients(const ClientFlags& flags,
+               const std::vector<timesync::TimeSyncClientOptions>& clients,
+               const std::atomic<bool>& cancel) {
   auto logger = ComponentLogger("timesync");
-  std::atomic<bool> cancel{false};
-  SignalWatcher signals([&] { cancel = true; });
   std::vector<absl::StatusOr<std::unique_ptr<timesync::ClientCore>>> results(clients.size());
   {
     std::vector<std::jthread> threads;
@@ -217,14 +225,19 @@ int RunClients(const ClientFlags& flags, std::vector<timesync::TimeSyncClientOpt
   } else if (!summaries.empty()) {
     std::cout << timesync::FormatSummaryTable(summaries);
   }
+  if (cancel.load()) {
+    std::cerr << "labnet: interrupted; the summary covers the probes sent so far\n";
+    return 130;
+  }
   return exit_code;
 }
 
 nlohmann::json CountersToJson(const timesync::ServerCounters& c, std::size_t clients) {
   nlohmann::json dropped = nlohmann::json::object();
   for (std::size_t i = 1; i < timesync::kNumWireErrors; ++i) {
-    dropped[std::string(timesync::WireErrorName(static_cast<timesync::WireError>(i)))] =
-        c.dropped_by_reason[i];
+    const auto reason = static_cast<timesync::WireError>(i);
+    if (reason == timesync::WireError::kBadJson) continue;  // only clients see JSON
+    dropped[std::string(timesync::WireErrorName(reason))] = c.dropped_by_reason[i];
   }
   return {{"received", c.received},
           {"replied", c.replied},
@@ -259,18 +272,16 @@ struct ServerFlags {
     timesync::TimeServerOptions o;
     o.bind_address = bind;
     o.port = port;
-    o.batch_size = batch;
+    o.allow_non_loopback = insecure;
     o.kernel_timestamps = !no_kernel_timestamps;
-    if (batch == 0 || batch > 1024) return absl::InvalidArgumentError("--batch must be 1..1024");
-    if (max_clients == 0) return absl::InvalidArgumentError("--max-clients must be > 0");
+    LAB_RETURN_IF_ERROR(CheckRange("batch", static_cast<double>(batch), 1, 1024));
+    LAB_RETURN_IF_ERROR(CheckRange("max-clients", static_cast<double>(max_clients), 1, 1e7));
+    o.batch_size = batch;
     o.core.max_clients = max_clients;
-    auto idle = ParseDurationNs("idle-timeout", idle_timeout);
-    if (!idle.ok()) return idle.status();
-    if (*idle <= 0) return absl::InvalidArgumentError("--idle-timeout must be > 0");
-    o.core.idle_timeout_ns = *idle;
-    for (Scheme s : timesync::kAllSchemes) {
-      if (auto p = scheme.For(s); !p.ok()) return p.status();
-    }
+    LAB_ASSIGN_OR_RETURN(
+        o.core.idle_timeout_ns,
+        ParseDurationNs("idle-timeout", idle_timeout, 0, int64_t{24} * 3'600'000'000'000, true));
+    for (Scheme s : timesync::kAllSchemes) LAB_RETURN_IF_ERROR(scheme.For(s).status());
     o.core.ewma = scheme.ewma;
     o.core.kalman = scheme.kalman;
     o.core.pid = scheme.pid;
@@ -278,23 +289,24 @@ struct ServerFlags {
   }
 };
 
+// Creates a time server, or explains on stderr why not and gives the exit code (2 for a
+// bad request such as a non-loopback address without --insecure, 1 otherwise).
+absl::StatusOr<std::unique_ptr<timesync::TimeServer>> StartTimeServer(
+    const timesync::TimeServerOptions& options, int* exit_code) {
+  auto server = timesync::TimeServer::Create(options, ComponentLogger("timesync"));
+  if (!server.ok()) {
+    std::cerr << "labnet: cannot start the time server: " << server.status().message() << "\n";
+    *exit_code = absl::IsInvalidArgument(server.status()) ? 2 : 1;
+  }
+  return server;
+}
+
 int RunServer(const ServerFlags& flags) {
   auto options = flags.Build();
   if (!options.ok()) return UsageError(options.status());
-  auto address = net::SocketAddress::Resolve(flags.bind, flags.port);
-  if (!address.ok()) return UsageError(address.status());
-  if (!address->IsLoopback() && !flags.insecure) {
-    return UsageError(absl::InvalidArgumentError(absl::StrCat(
-        "refusing to listen on ", address->HostString(),
-        ": the time server has no authentication, so it binds beyond loopback only with "
-        "--insecure")));
-  }
-  auto logger = ComponentLogger("timesync");
-  auto server = timesync::TimeServer::Create(*options, logger);
-  if (!server.ok()) {
-    std::cerr << "labnet: cannot start the time server: " << server.status().message() << "\n";
-    return 1;
-  }
+  int exit_code = 0;
+  auto server = StartTimeServer(*options, &exit_code);
+  if (!server.ok()) return exit_code;
   SignalWatcher signals([&] { (*server)->Stop(); });
   const net::SocketAddress& local = (*server)->local_address();
   const char* ts = net::TimestampSourceName((*server)->timestamp_source());
@@ -366,12 +378,14 @@ void AddTimeSyncCommands(CLI::App& app, std::function<int()>* run) {
   client_flags->Add(client, "--mode");
   client->callback([run, client_flags, server_address] {
     *run = [client_flags, server_address] {
-      auto clients = client_flags->Build();
+      auto clients = client_flags->Build("--mode");
       if (!clients.ok()) return UsageError(clients.status());
       auto address = net::SocketAddress::ParseHostPort(*server_address);
       if (!address.ok()) return UsageError(address.status());
       for (auto& c : *clients) c.server = *address;
-      return RunClients(*client_flags, *std::move(clients));
+      std::atomic<bool> cancel{false};
+      SignalWatcher signals([&] { cancel = true; });  // before any thread starts
+      return RunClients(*client_flags, *clients, cancel);
     };
   });
 
@@ -388,21 +402,22 @@ void AddTimeSyncCommands(CLI::App& app, std::function<int()>* run) {
   demo_flags->Add(demo, "--clients");
   demo->callback([run, demo_flags] {
     *run = [demo_flags] {
-      auto clients = demo_flags->Build();
+      auto clients = demo_flags->Build("--clients");
       if (!clients.ok()) return UsageError(clients.status());
       timesync::TimeServerOptions options;
       options.port = 0;
-      auto logger = ComponentLogger("timesync");
-      auto server = timesync::TimeServer::Create(options, logger);
-      if (!server.ok()) {
-        std::cerr << "labnet: cannot start the time server: " << server.status().message() << "\n";
-        return 1;
-      }
+      int exit_code = 0;
+      auto server = StartTimeServer(options, &exit_code);
+      if (!server.ok()) return exit_code;
+      std::atomic<bool> cancel{false};
+      SignalWatcher signals([&] { cancel = true; });  // before the server thread starts
       std::jthread serving([&] {
-        if (absl::Status s = (*server)->Run(); !s.ok()) logger->error("server: {}", s.ToString());
+        if (absl::Status s = (*server)->Run(); !s.ok()) {
+          ComponentLogger("timesync")->error("time server failed: {}", s.ToString());
+        }
       });
       for (auto& c : *clients) c.server = (*server)->local_address();
-      const int code = RunClients(*demo_flags, *std::move(clients));
+      const int code = RunClients(*demo_flags, *clients, cancel);
       (*server)->Stop();
       return code;
     };

@@ -39,8 +39,10 @@ class UdpSocket {
   // Makes receives wait for data, at most `timeout_ns` (> 0) each; a timed-out receive
   // returns nothing. Sends stay non-blocking (MSG_DONTWAIT).
   absl::Status SetBlockingReceive(int64_t timeout_ns);
-  // Wakes a thread blocked in a receive and makes every later receive return at once with
-  // nothing (shutdown(SHUT_RD)). Thread-safe; used to stop a receive loop.
+  // Wakes a thread blocked in a receive on an empty socket (shutdown(SHUT_RD)); later
+  // receives on an empty socket return at once with nothing, though datagrams already
+  // queued (or still arriving) are delivered. Thread-safe; used to stop a receive loop,
+  // which must check its own stop flag after each receive.
   void ShutdownReceive();
 
   // Socket buffer sizes in bytes (best effort: the kernel may cap them).

@@ -65,8 +65,11 @@ absl::StatusOr<std::unique_ptr<ClientCore>> RunTimeSyncClient(
       absl::StatusOr<std::size_t> n = batch.Receive(socket, clock);
       if (!n.ok()) {
         // ICMP port unreachable and friends surface here on a connected socket.
-        if (send_errors++ == 0)
-          logger->warn("[{}] receive failed: {}", name, n.status().ToString());
+        if (send_errors++ == 0) {
+          logger->warn("[{}] {}: {}{}", name, options.server.ToString(),
+                       std::string(n.status().message()),
+                       absl::IsUnavailable(n.status()) ? " (nothing listening there?)" : "");
+        }
         break;
       }
       for (std::size_t i = 0; i < *n; ++i) {

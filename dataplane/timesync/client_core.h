@@ -71,6 +71,11 @@ class ClientCore {
                            net::TimestampSource source);
 
   bool AllAnswered() const { return counters_.received == counters_.sent; }
+  // Host time the first probe was stamped at; nullopt before any.
+  std::optional<int64_t> first_send_host_ns() const {
+    if (sent_.empty()) return std::nullopt;
+    return sent_.front().host_ns;
+  }
   const ClientCounters& counters() const { return counters_; }
   const std::vector<PacketRecord>& records() const { return records_; }
   const VirtualClock& clock() const { return clock_; }

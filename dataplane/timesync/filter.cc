@@ -139,7 +139,12 @@ class PidFilter final : public ClockFilter {
       return true;
     }
     const double dt = SecondsBetween(time_ns_, s.time_ns);
-    typical_dt_ = typical_dt_ > 0 ? typical_dt_ + (dt - typical_dt_) / 8 : dt;
+    // Running mean of the spacing, blind to gaps (a pause must not weaken the loop).
+    if (typical_dt_ == 0) {
+      typical_dt_ = dt;
+    } else if (dt <= 2 * typical_dt_) {
+      typical_dt_ += (dt - typical_dt_) / 8;
+    }
     const double predicted = offset_ + drift_ * dt;
     const double e = s.offset_ns - predicted;
     offset_ = predicted + p_.kp * e + p_.kd * (e - last_error_);
@@ -157,7 +162,7 @@ class PidFilter final : public ClockFilter {
   bool initialised_ = false;
   int64_t time_ns_ = 0;
   double offset_ = 0, drift_ = 0, last_error_ = 0;
-  double typical_dt_ = 0;  // running mean of the spacing of accepted samples, s
+  double typical_dt_ = 0;  // mean spacing of accepted samples, gaps left out, s
 };
 
 }  // namespace

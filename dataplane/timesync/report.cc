@@ -80,9 +80,9 @@ ClientSummary Summarize(const ClientCore& client, const SummaryOptions& options)
   const std::optional<std::size_t> start = ConvergenceIndex(records, options);
   s.converged = start.has_value();
   const std::size_t first = start.value_or(0);
-  if (s.converged && !client.records().empty()) {
+  if (s.converged) {  // there are records, so there was a first probe
     s.converged_after_ms =
-        static_cast<double>(records[first].recv_host_ns - records.front().send_host_ns) / 1e6;
+        static_cast<double>(records[first].recv_host_ns - *client.first_send_host_ns()) / 1e6;
   }
   std::vector<double> abs_errors;
   double sum = 0, sum_sq = 0;

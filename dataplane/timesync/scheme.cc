@@ -106,21 +106,19 @@ absl::Status SchemeParams::Validate() const {
       }
       return absl::OkStatus();
     case Scheme::kKalman:
-      if (auto s = CheckFinite("Kalman measurement noise", kalman.measurement_noise_us); !s.ok()) {
-        return s;
-      }
-      if (!(kalman.measurement_noise_us > 0)) {
+      // Upper bounds keep every covariance term finite (squares stay far below 1e308).
+      if (!(kalman.measurement_noise_us > 0 && kalman.measurement_noise_us <= 1e6)) {
         return absl::InvalidArgumentError(
-            absl::StrCat("Kalman measurement noise must be > 0 us, got ",
+            absl::StrCat("Kalman measurement noise must be in (0, 1e6] us, got ",
                          kalman.measurement_noise_us, "; 2 us suits loopback"));
       }
-      if (!(std::isfinite(kalman.drift_noise_ppb) && kalman.drift_noise_ppb >= 0)) {
+      if (!(kalman.drift_noise_ppb >= 0 && kalman.drift_noise_ppb <= 1e6)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "Kalman drift noise must be >= 0 ppb/sqrt(s), got ", kalman.drift_noise_ppb));
+            "Kalman drift noise must be in [0, 1e6] ppb/sqrt(s), got ", kalman.drift_noise_ppb));
       }
-      if (!(std::isfinite(kalman.offset_noise_ns) && kalman.offset_noise_ns >= 0)) {
+      if (!(kalman.offset_noise_ns >= 0 && kalman.offset_noise_ns <= 1e9)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "Kalman offset noise must be >= 0 ns/sqrt(s), got ", kalman.offset_noise_ns));
+            "Kalman offset noise must be in [0, 1e9] ns/sqrt(s), got ", kalman.offset_noise_ns));
       }
       return absl::OkStatus();
     case Scheme::kPid:

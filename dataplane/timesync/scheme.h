@@ -34,11 +34,12 @@ struct EwmaParams {
 
 // Kalman filter on the state (offset, drift) with a constant-drift model.
 struct KalmanParams {
-  // Standard deviation of one offset measurement, microseconds (> 0).
+  // Standard deviation of one offset measurement, microseconds, in (0, 1e6].
   double measurement_noise_us = 2.0;
-  // Random walk of the drift, ppb per sqrt(second) (>= 0): how fast the frequency may wander.
+  // Random walk of the drift, ppb per sqrt(second), in [0, 1e6]: how fast the frequency may
+  // wander.
   double drift_noise_ppb = 10.0;
-  // White noise of the offset itself, ns per sqrt(second) (>= 0).
+  // White noise of the offset itself, ns per sqrt(second), in [0, 1e9].
   double offset_noise_ns = 10.0;
 };
 

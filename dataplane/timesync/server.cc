@@ -8,23 +8,23 @@
 
 namespace lab::timesync {
 
-namespace {
-// Longest a receive blocks, so an idle server still logs and notices Stop() even if the
-// wake-up were lost.
-constexpr int64_t kIdleWakeNs = 200'000'000;
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<TimeServer>> TimeServer::Create(
     const TimeServerOptions& options, std::shared_ptr<spdlog::logger> logger, const Clock& clock) {
   if (options.batch_size == 0) return absl::InvalidArgumentError("batch size must be > 0");
+  if (options.idle_wake_ns <= 0) return absl::InvalidArgumentError("idle wake must be > 0");
   LAB_ASSIGN_OR_RETURN(net::SocketAddress address,
                        net::SocketAddress::Resolve(options.bind_address, options.port));
+  if (!address.IsLoopback() && !options.allow_non_loopback) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to listen on ", address.HostString(),
+        ": the time server has no authentication, so it binds beyond loopback only with "
+        "--insecure"));
+  }
   LAB_ASSIGN_OR_RETURN(net::UdpSocket socket, net::UdpSocket::Bind(address));
   if (options.kernel_timestamps && !socket.EnableReceiveTimestamps()) {
     logger->warn("kernel receive timestamps unavailable; using user-space timestamps");
   }
-  // Wake at least this often to log counters even when idle.
-  LAB_RETURN_IF_ERROR(socket.SetBlockingReceive(kIdleWakeNs));
+  LAB_RETURN_IF_ERROR(socket.SetBlockingReceive(options.idle_wake_ns));
   // Generous buffers ride out the loopback stalls without drops (best effort).
   (void)socket.SetBufferSizes(4 << 20, 4 << 20);
   return std::unique_ptr<TimeServer>(

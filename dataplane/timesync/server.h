@@ -27,7 +27,13 @@ namespace lab::timesync {
 
 struct TimeServerOptions {
   std::string bind_address = "127.0.0.1";
-  uint16_t port = 12345;                       // 0 picks a free port (see local_address())
+  uint16_t port = 12345;  // 0 picks a free port (see local_address())
+  // The server authenticates nobody, so Create() refuses a non-loopback address unless
+  // this is set (labnet's --insecure).
+  bool allow_non_loopback = false;
+  // Longest a receive blocks; an idle server wakes this often to log and to re-check a
+  // Stop() (which also wakes it at once).
+  int64_t idle_wake_ns = 200'000'000;
   std::size_t batch_size = 64;                 // datagrams per recvmmsg/sendmmsg call
   bool kernel_timestamps = true;               // false forces user-space receive stamps
   int64_t stats_interval_ns = 10'000'000'000;  // log counters this often when they change
@@ -38,6 +44,8 @@ class TimeServer {
  public:
   // Binds the socket; the server answers nothing until Run(). `clock` (for t3 and fallback
   // receive stamps) must be CLOCK_REALTIME-compatible and outlive the server.
+  // InvalidArgument for bad options (including a non-loopback address without
+  // allow_non_loopback); the socket's error (e.g. AlreadyExists for a busy port) otherwise.
   static absl::StatusOr<std::unique_ptr<TimeServer>> Create(
       const TimeServerOptions& options, std::shared_ptr<spdlog::logger> logger,
       const Clock& clock = RealtimeClock::Get());

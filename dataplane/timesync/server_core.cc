@@ -9,7 +9,17 @@
 namespace lab::timesync {
 
 namespace {
+
 constexpr int64_t kSweepEveryNs = 1'000'000'000;
+
+// estimate - applied, rounded and saturated to the int64 range (both come from a client).
+int64_t CorrectionNs(double estimate_ns, int64_t applied_ns) {
+  const double c = estimate_ns - static_cast<double>(applied_ns);
+  if (c >= 9.2e18) return INT64_MAX;
+  if (c <= -9.2e18) return INT64_MIN;
+  return std::llround(c);
+}
+
 }  // namespace
 
 ServerCore::ServerCore(ServerCoreOptions options) : options_(std::move(options)) {
@@ -62,8 +72,9 @@ std::size_t ServerCore::HandleDatagram(absl::Span<const uint8_t> in, const net::
       FeedPreviousExchange(*client, probe);
       if (counters_.samples_used != used_before) reply.flags |= kReplySampleUsed;
     }
-    if (const std::optional<double> estimate = client->filter->Estimate(t2_ns)) {
-      reply.correction_ns = std::llround(*estimate) - probe.correction_ns;
+    const std::optional<double> estimate = client->filter->Estimate(t2_ns);
+    if (estimate && std::isfinite(*estimate)) {
+      reply.correction_ns = CorrectionNs(*estimate, probe.correction_ns);
       reply.flags |= kReplyEstimateValid;
     }
   }

@@ -26,7 +26,7 @@
 //   40 i64 t3: server transmit time              48 i64 correction: add it to the clock, ns
 //
 // JSON reply (probe flag bit 0): one object, e.g.
-//   {"scheme":"ewma","seq":7,"correction_us":-12.345,"status":"ok"}
+//   {"scheme":"ewma","correction_us":-12.345,"seq":7,"status":"ok"}
 // where fields after correction_us are dropped if the object would exceed the probe's size.
 #ifndef DATAPLANE_TIMESYNC_WIRE_H_
 #define DATAPLANE_TIMESYNC_WIRE_H_

@@ -38,31 +38,39 @@ class LabnetCliTest : public ::testing::Test {
     ASSERT_EQ(j["event"], "listening");
     EXPECT_EQ(j["address"], "127.0.0.1");
     port_ = j["port"].get<int>();
+    server_timestamping_ = j["timestamping"];
     ASSERT_GT(port_, 0);
   }
   std::string ServerAddress() const { return "127.0.0.1:" + std::to_string(port_); }
 
   std::unique_ptr<Subprocess> server_;
   int port_ = 0;
+  std::string server_timestamping_;
 };
 
 TEST_F(LabnetCliTest, FourModesWithInjectedOffsetAndDriftAccountForEveryProbe) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   std::vector<std::unique_ptr<Subprocess>> clients;
   const std::vector<std::string> modes = {"raw", "ewma", "kalman", "pid"};
   for (const std::string& mode : modes) {
-    clients.push_back(std::make_unique<Subprocess>(Labnet(
-        {"ts-client", "--server", ServerAddress(), "--mode", mode, "--count", "300", "--interval",
-         "5ms", "--offset", "25ms", "--drift-ppm", "80", "--output", "json"})));
+    clients.push_back(std::make_unique<Subprocess>(
+        Labnet({"ts-client", "--server", ServerAddress(), "--mode", mode, "--count", "300",
+                "--interval", "5ms", "--offset", "25ms", "--drift-ppm", "80",
+                // Held within 100 us: robust to a busy machine, still 250x below the offset.
+                "--converge-threshold", "100", "--output", "json"})));
   }
+  int received = 0;
   for (std::size_t i = 0; i < clients.size(); ++i) {
     SCOPED_TRACE(modes[i]);
     ASSERT_EQ(clients[i]->Wait(60s), 0) << clients[i]->stderr_text();
     const auto j = nlohmann::json::parse(clients[i]->stdout_text());
+    received += j["received"].get<int>();
     EXPECT_EQ(j["scheme"], modes[i]);
     EXPECT_EQ(j["sent"], 300);
-    EXPECT_EQ(j["received"].get<int>() + j["lost"].get<int>(), 300);
-    EXPECT_TRUE(j["timestamping"] == "kernel" || j["timestamping"] == "user");
+    EXPECT_EQ(j["received"], 300);  // loopback with room in the buffers loses nothing
+    EXPECT_EQ(j["lost"], 0);
+    // Clients ask for kernel stamps too, so the run is "kernel" exactly when the server's are.
+    EXPECT_EQ(j["timestamping"], server_timestamping_);
     for (const char* key : {"mean", "stddev", "rms", "abs_p50", "abs_p95", "abs_p99", "max_abs"}) {
       EXPECT_TRUE(j["error_us"][key].is_number()) << key;
     }
@@ -82,12 +90,14 @@ TEST_F(LabnetCliTest, FourModesWithInjectedOffsetAndDriftAccountForEveryProbe) {
   // After the listening line, the server prints its counters when it stops.
   const auto stopped = nlohmann::json::parse(server_->stdout_text());
   EXPECT_EQ(stopped["event"], "stopped");
-  EXPECT_GE(stopped["counters"]["replied"].get<int>(), 1200 - 4 * 0);
+  // The server answered every probe a client got an answer to, and no more than were sent.
+  EXPECT_GE(stopped["counters"]["replied"].get<int>(), received);
+  EXPECT_LE(stopped["counters"]["replied"].get<int>(), 1200);
   EXPECT_EQ(stopped["counters"]["dropped"], 0);
 }
 
 TEST_F(LabnetCliTest, SeveralModesInOneClientPrintATable) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   Subprocess client(Labnet({"ts-client", "--server", ServerAddress(), "--mode", "ewma,kalman,pid",
                             "--count", "50", "--interval", "2ms"}));
   ASSERT_EQ(client.Wait(30s), 0) << client.stderr_text();
@@ -102,7 +112,7 @@ constexpr char kJsonOneLiner[] =
     R"(import socket,struct,sys,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2);s.sendto(struct.pack("!IBBHHHIQq64x",0x4C425453,1,1,2,1,0,7,1,time.time_ns()),("127.0.0.1",int(sys.argv[1])));print(s.recv(96).decode()))";
 
 TEST_F(LabnetCliTest, DocumentedOneLinerGetsTheJsonFeedbackForm) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   Subprocess script({"/usr/bin/env", "python3", "-c", kJsonOneLiner, std::to_string(port_)});
   ASSERT_EQ(script.Wait(30s), 0) << script.stderr_text();
   const auto j = nlohmann::json::parse(script.stdout_text());
@@ -114,7 +124,7 @@ TEST_F(LabnetCliTest, DocumentedOneLinerGetsTheJsonFeedbackForm) {
 
 TEST_F(LabnetCliTest, NoServerIsAClearFailure) {
   // A port nothing listens on: bind one, learn it, close it.
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string address = ServerAddress();
   server_->Signal(SIGTERM);
   ASSERT_EQ(server_->Wait(10s), 0);
@@ -145,9 +155,22 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, LabnetBadUsageTest,
     ::testing::Values(
         BadUsage{"UnknownScheme", {"ts-client", "--mode", "ntp"}, "unknown scheme 'ntp'"},
-        BadUsage{"ZeroCount", {"ts-client", "--count", "0"}, "--count must be > 0"},
+        BadUsage{"ZeroCount",
+                 {"ts-client", "--count", "0"},
+                 "--count must be in [1, 1000000000], got 0"},
         BadUsage{"NegativeCount", {"ts-client", "--count", "-5"}, "--count"},
         BadUsage{"UnitlessInterval", {"ts-client", "--interval", "5"}, "is not a duration"},
+        BadUsage{"InfiniteTimeout", {"ts-client", "--timeout", "inf"}, "--timeout must be in"},
+        BadUsage{"ZeroInterval", {"ts-client", "--interval", "0s"}, "--interval must be in (0"},
+        BadUsage{"NanDrift", {"ts-client", "--drift-ppm", "nan"}, "--drift-ppm must be in"},
+        BadUsage{"HugeOffset", {"ts-client", "--offset", "1000h"}, "--offset must be in"},
+        BadUsage{"HugeKalmanNoise",
+                 {"ts-client", "--mode", "kalman", "--kalman-r", "1e200"},
+                 "measurement noise must be in"},
+        BadUsage{"DemoWithoutClients", {"ts-demo", "--clients", ""}, "e.g. --clients kalman"},
+        BadUsage{"DemoUnknownScheme",
+                 {"ts-demo", "--clients", "raw,ntp"},
+                 "--clients: unknown scheme 'ntp'"},
         BadUsage{"AlphaTooLarge",
                  {"ts-client", "--mode", "ewma", "--alpha", "1.5"},
                  "alpha must be in (0, 1]"},

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -197,6 +199,54 @@ TEST_F(LoopbackTest, MalformedStreamIsCountedWhileGoodClientsCarryOn) {
   EXPECT_GT(c.dropped_by_reason[static_cast<int>(WireError::kBadMagic)], 0u);
   EXPECT_GT(c.dropped_by_reason[static_cast<int>(WireError::kBadVersion)], 0u);
   EXPECT_GT(c.dropped_by_reason[static_cast<int>(WireError::kUnknownScheme)], 0u);
+}
+
+TEST(TimeServerTest, StopWakesABlockedRunAtOnce) {
+  TimeServerOptions options;
+  options.port = 0;
+  options.idle_wake_ns = 3600 * kSecond;  // only Stop() can end the receive in time
+  auto server = TimeServer::Create(options, NullLogger());
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::promise<absl::Status> done;
+  std::jthread serving([&] { done.set_value((*server)->Run()); });
+  // Once a probe was answered, Run() is in its loop.
+  TimeSyncClientOptions client;
+  client.server = (*server)->local_address();
+  client.count = 1;
+  client.core.params.scheme = Scheme::kRaw;
+  auto ran = RunTimeSyncClient(client, NullLogger());
+  ASSERT_TRUE(ran.ok());
+  ASSERT_EQ((*ran)->counters().received, 1u);
+  (*server)->Stop();
+  auto finished = done.get_future();
+  ASSERT_EQ(finished.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(finished.get().ok());
+}
+
+TEST(TimeServerTest, StopBeforeRunMakesRunReturn) {
+  TimeServerOptions options;
+  options.port = 0;
+  options.idle_wake_ns = 3600 * kSecond;
+  auto server = TimeServer::Create(options, NullLogger());
+  ASSERT_TRUE(server.ok());
+  (*server)->Stop();
+  EXPECT_TRUE((*server)->Run().ok());
+}
+
+TEST(TimeServerTest, RefusesNonLoopbackWithoutPermissionAndBusyPorts) {
+  TimeServerOptions options;
+  options.bind_address = "0.0.0.0";
+  options.port = 0;
+  const auto refused = TimeServer::Create(options, NullLogger());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("--insecure"), std::string::npos);
+
+  options.bind_address = "127.0.0.1";
+  auto first = TimeServer::Create(options, NullLogger());
+  ASSERT_TRUE(first.ok());
+  options.port = (*first)->local_address().port();
+  EXPECT_EQ(TimeServer::Create(options, NullLogger()).status().code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
 }  // namespace

@@ -24,7 +24,12 @@ class Subprocess {
  public:
   explicit Subprocess(std::vector<std::string> argv) {
     int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return;
+    if (pipe2(out, O_CLOEXEC) != 0) return;
+    if (pipe2(err, O_CLOEXEC) != 0) {
+      close(out[0]);
+      close(out[1]);
+      return;
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
@@ -53,7 +58,10 @@ class Subprocess {
 
   bool started() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
-  void Signal(int sig) const { kill(pid_, sig); }
+  // Sends `sig` to the child (nothing if it never started: never kill(-1, ...)).
+  void Signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);
+  }
 
   // The next line of stdout (without '\n'), or nullopt at EOF or after `timeout`.
   std::optional<std::string> ReadLine(std::chrono::milliseconds timeout) {
@@ -71,6 +79,8 @@ class Subprocess {
   // Reads both pipes to EOF and reaps the child, within `timeout`; returns the exit code
   // (128 + signal when killed), or nullopt on timeout (the child is then killed).
   std::optional<int> Wait(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return std::nullopt;
+    if (exit_code_) return exit_code_;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     bool out_open = true, err_open = true;
     while (out_open || err_open) {

@@ -85,6 +85,47 @@ TEST(FilterTest, KalmanExtrapolatesWithItsDriftEstimate) {
   EXPECT_NEAR(*f->Estimate(later), -80e-6 * static_cast<double>(later), 100);
 }
 
+// The slope of a filter's extrapolation: its drift estimate, ns per second.
+double DriftNsPerS(const ClockFilter& f, int64_t at_ns) {
+  return *f.Estimate(at_ns + 1'000'000'000) - *f.Estimate(at_ns);
+}
+
+// Feeds `f` a noiseless client 80 ppm fast, sampled every 10 ms, for `n` samples from t0.
+int64_t FeedDrift(ClockFilter& f, int n, int64_t t0 = 0) {
+  int64_t t = t0;
+  for (int i = 0; i < n; ++i, t += 10'000'000) {
+    EXPECT_TRUE(f.Accumulate({t, -80e-6 * static_cast<double>(t), 20'000}).ok());
+  }
+  return t - 10'000'000;
+}
+
+TEST(FilterTest, PidDriftIsNotThrownByAnEarlySample) {
+  auto f = Make(Scheme::kPid);
+  const int64_t last = FeedDrift(*f, 400);
+  const double before = DriftNsPerS(*f, last);
+  EXPECT_NEAR(before, -80'000, 100);  // tracked the 80 ppm
+  // A sample only 100 us after the previous one, 10 us off (a client that stalled, then
+  // sent at once). With e/dt the drift would jump by ki * 10 us / 100 us = 5000 ppm; taken
+  // over the typical 10 ms spacing it moves by ki * 10 us / 10 ms = 50 ppm at most.
+  const int64_t early = last + 100'000;
+  ASSERT_TRUE(*f->Accumulate({early, -80e-6 * static_cast<double>(early) + 10'000, 20'000}));
+  EXPECT_LT(std::abs(DriftNsPerS(*f, early) - before), 60'000);
+}
+
+TEST(FilterTest, PidKeepsItsGainAfterAPause) {
+  auto f = Make(Scheme::kPid);
+  const int64_t last = FeedDrift(*f, 400);
+  // Ten seconds of silence, then samples resume at 10 ms: the pause must not be taken for
+  // the normal spacing (which would cut the drift gain a hundredfold).
+  const int64_t resume = last + 10'000'000'000;
+  FeedDrift(*f, 1, resume);
+  const double before = DriftNsPerS(*f, resume);
+  const int64_t next = resume + 10'000'000;
+  ASSERT_TRUE(*f->Accumulate({next, -80e-6 * static_cast<double>(next) + 10'000, 20'000}));
+  // ki * 10 us / 10 ms = 50 ppm, not 0.5 ppm.
+  EXPECT_NEAR(DriftNsPerS(*f, next) - before, 50'000, 10'000);
+}
+
 TEST(DelayGateTest, AcceptsTheFirstSampleAndNormalJitter) {
   DelayGate gate;
   EXPECT_TRUE(gate.Accept(50'000));

@@ -51,6 +51,33 @@ TEST(ReportTest, ConvergesWhereTheErrorEntersAndStaysWithinTheThreshold) {
   EXPECT_EQ(s.error_histogram.count(), 80u);
 }
 
+TEST(ReportTest, ConvergenceTimeCountsFromTheFirstProbeEvenIfItWasLost) {
+  constexpr int64_t kT0 = 1'700'000'000'000'000'000;
+  ClientCoreOptions o;
+  o.params.scheme = Scheme::kRaw;
+  ClientCore c(o, kT0);
+  std::array<uint8_t, kProbeSize> b{};
+  c.MakeProbe(kT0, absl::MakeSpan(b));  // lost: never answered
+  for (int k = 1; k <= 10; ++k) {
+    const int64_t t = kT0 + k * 1'000'000;
+    c.MakeProbe(t, absl::MakeSpan(b));
+    Probe p;
+    DecodeProbe(b, &p);
+    Reply r;
+    r.scheme = p.scheme;
+    r.client_id = p.client_id;
+    r.seq = p.seq;
+    r.t1_ns = p.t1_ns;
+    std::array<uint8_t, kReplySize> out{};
+    EncodeReply(r, absl::MakeSpan(out));
+    c.HandleDatagram(out, t + 10'000, net::TimestampSource::kKernel);
+  }
+  const ClientSummary s = Summarize(c, {});
+  EXPECT_EQ(s.lost, 1u);
+  ASSERT_TRUE(s.converged);
+  EXPECT_NEAR(s.converged_after_ms, 1.01, 1e-9);  // reply 2 came 1.01 ms after probe 1 left
+}
+
 TEST(ReportTest, NeverConvergesWhenTheErrorKeepsGrowing) {
   std::vector<double> errors;
   for (int k = 0; k < 50; ++k) errors.push_back(k * 1'000.0);

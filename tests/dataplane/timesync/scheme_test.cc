@@ -57,6 +57,16 @@ TEST(SchemeTest, RejectsBadKalmanNoise) {
   p.kalman = {};
   p.kalman.offset_noise_ns = INFINITY;
   EXPECT_NE(p.Validate().message().find("offset noise"), std::string::npos);
+  // Values whose squares would overflow the filter's covariance to inf/NaN.
+  p.kalman = {};
+  p.kalman.measurement_noise_us = 1e200;
+  EXPECT_NE(p.Validate().message().find("measurement noise"), std::string::npos);
+  p.kalman = {};
+  p.kalman.drift_noise_ppb = 1e160;
+  EXPECT_NE(p.Validate().message().find("drift noise"), std::string::npos);
+  p.kalman = {};
+  p.kalman.measurement_noise_us = std::nan("");
+  EXPECT_FALSE(p.Validate().ok());
 }
 
 TEST(SchemeTest, RejectsUnstableOrNegativePidGains) {

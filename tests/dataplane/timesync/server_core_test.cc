@@ -191,5 +191,23 @@ TEST_F(ServerCoreTest, InvalidParametersGetAStatusAndNoState) {
   EXPECT_EQ(core.active_clients(), 0u);
 }
 
+TEST_F(ServerCoreTest, AbsurdTimestampsAndCorrectionsSaturateInsteadOfWrapping) {
+  ServerCore core({});
+  Probe p1 = MakeProbe(Scheme::kRaw, 1, 1);
+  p1.t1_ns = INT64_MIN;
+  Reply r1;
+  ASSERT_EQ(Send(core, p1, Peer(1), kT0, &r1), kReplySize);
+  Probe p2 = MakeProbe(Scheme::kRaw, 1, 2);
+  p2.flags = kProbeHasPrevious;
+  p2.prev_seq = 1;
+  p2.prev_t4_ns = INT64_MIN + 1;
+  p2.correction_ns = INT64_MIN;  // the client claims to apply -9.2e18 ns already
+  Reply r2;
+  ASSERT_EQ(Send(core, p2, Peer(1), kT0 + 1'000'000, &r2), kReplySize);
+  EXPECT_TRUE(r2.flags & kReplyEstimateValid);
+  // The estimate is about +1.8e19 ns; minus INT64_MIN it is far beyond int64: saturated.
+  EXPECT_EQ(r2.correction_ns, INT64_MAX);
+}
+
 }  // namespace
 }  // namespace lab::timesync

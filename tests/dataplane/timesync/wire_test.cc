@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dataplane/timesync/exchange.h"
 #include "gtest/gtest.h"
 
 namespace lab::timesync {
@@ -55,6 +56,92 @@ TEST(WireTest, ProbeIsBigEndianWithTheDocumentedHeader) {
   EXPECT_EQ(b[6], 0x00);
   EXPECT_EQ(b[7], 0x03);  // KALMAN IDCODE
   EXPECT_EQ(b[23], 42);   // low byte of the sequence
+}
+
+// Hex of `bytes`, for comparing against the documented layout.
+std::string Hex(absl::Span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+// Every field holds a distinct value, so a field written at the wrong offset, in the wrong
+// byte order or swapped with another shows up. The layout is the table in wire.h and
+// docs/timesync-protocol.md.
+TEST(WireTest, ProbeMatchesTheDocumentedLayoutByteForByte) {
+  Probe p;
+  p.scheme = Scheme::kPid;
+  p.flags = kProbeJsonReply | kProbeHasPrevious | kProbeHasParams;
+  p.client_id = 0x11223344;
+  p.seq = 0x0102030405060708;
+  p.t1_ns = 0x1112131415161718;
+  p.prev_seq = 0x0102030405060700;
+  p.prev_t4_ns = 0x2122232425262728;
+  p.prev_correction_ns = 0x3132333435363738;
+  p.correction_ns = 0x4142434445464748;
+  p.params = {1.0, 2.0, 0.5};
+  const std::string expected =
+      "4c425453"
+      "01"
+      "01"
+      "0004"
+      "0007"
+      "0000"
+      "11223344"          // header
+      "0102030405060708"  // sequence
+      "1112131415161718"  // t1
+      "0102030405060700"  // previous sequence
+      "2122232425262728"  // previous t4
+      "3132333435363738"  // correction then
+      "4142434445464748"  // correction now
+      "3ff0000000000000"
+      "4000000000000000"
+      "3fe0000000000000"   // parameters
+      "0000000000000000";  // reserved
+  EXPECT_EQ(Hex(Encoded(p)), expected);
+  Probe back;
+  ASSERT_EQ(DecodeProbe(Encoded(p), &back), WireError::kOk);
+  EXPECT_EQ(back.prev_t4_ns, p.prev_t4_ns);
+  EXPECT_EQ(back.prev_correction_ns, p.prev_correction_ns);
+  EXPECT_EQ(back.correction_ns, p.correction_ns);
+}
+
+TEST(WireTest, ReplyMatchesTheDocumentedLayoutByteForByte) {
+  Reply r;
+  r.scheme = Scheme::kKalman;
+  r.flags = kReplyKernelRxTimestamp | kReplyEstimateValid;
+  r.status = ReplyStatus::kInvalidParams;
+  r.client_id = 0xA1A2A3A4;
+  r.seq = 0x0102030405060708;
+  r.t1_ns = 0x1112131415161718;
+  r.t2_ns = 0x2122232425262728;
+  r.t3_ns = 0x3132333435363738;
+  r.correction_ns = -1000;
+  std::array<uint8_t, kReplySize> b{};
+  EncodeReply(r, absl::MakeSpan(b));
+  EXPECT_EQ(Hex(b),
+            "4c425453"
+            "01"
+            "02"
+            "0003"
+            "0005"
+            "0001"
+            "a1a2a3a4"
+            "0102030405060708"
+            "1112131415161718"
+            "2122232425262728"
+            "3132333435363738"
+            "fffffffffffffc18");
+  Reply back;
+  ASSERT_EQ(DecodeReply(b, &back), WireError::kOk);
+  EXPECT_EQ(back.t1_ns, r.t1_ns);
+  EXPECT_EQ(back.t2_ns, r.t2_ns);
+  EXPECT_EQ(back.t3_ns, r.t3_ns);
+  EXPECT_EQ(back.status, ReplyStatus::kInvalidParams);
 }
 
 TEST(WireTest, ReplyRoundTripsAndIsSmallerThanTheProbe) {
@@ -116,6 +203,8 @@ const MalformedCase kMalformed[] = {
      WireError::kBadField},
 };
 
+void PrintTo(const MalformedCase& c, std::ostream* os) { *os << c.name; }
+
 class MalformedProbeTest : public ::testing::TestWithParam<MalformedCase> {};
 
 TEST_P(MalformedProbeTest, IsRejectedWithItsReason) {
@@ -175,6 +264,22 @@ TEST(WireTest, JsonDecoderRejectsGarbage) {
   EXPECT_EQ(DecodeJsonReply(R"({"scheme":"ntp","correction_us":1})", &out),
             WireError::kUnknownScheme);
   EXPECT_EQ(DecodeJsonReply(R"([1,2])", &out), WireError::kBadJson);
+}
+
+TEST(ExchangeTest, FourTimestampOffsetAndDelay) {
+  // Client 1 ms behind; 30 us out, 10 us back (asymmetric), server holds 5 us.
+  const Exchange e{.t1_ns = 0, .t2_ns = 1'030'000, .t3_ns = 1'035'000, .t4_ns = 45'000};
+  // ((t2-t1) + (t3-t4)) / 2 = (1030 + 990) / 2 us: off by half the 20 us asymmetry.
+  EXPECT_DOUBLE_EQ(e.OffsetNs(), 1'010'000);
+  EXPECT_DOUBLE_EQ(e.DelayNs(), 40'000);
+  EXPECT_EQ(e.ServerMidpointNs(), 1'032'500);
+}
+
+TEST(ExchangeTest, ExtremeTimestampsOffTheWireDoNotWrap) {
+  const Exchange e{.t1_ns = INT64_MIN, .t2_ns = INT64_MAX, .t3_ns = INT64_MAX, .t4_ns = INT64_MIN};
+  EXPECT_GT(e.OffsetNs(), 1.8e19);  // huge and positive, not wrapped negative
+  EXPECT_DOUBLE_EQ(e.DelayNs(), 0);
+  EXPECT_EQ(e.ServerMidpointNs(), INT64_MAX);
 }
 
 }  // namespace
