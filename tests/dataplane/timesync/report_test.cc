@@ -3,36 +3,47 @@
 #include <array>
 
 #include "gtest/gtest.h"
-#include "tests/dataplane/timesync/simulated_link.h"
 
 namespace lab::timesync {
 namespace {
 
-// A client whose k-th reply leaves the clock with error errors_ns[k].
-ClientCore ClientWithErrors(const std::vector<double>& errors_ns) {
-  constexpr int64_t kT0 = 1'700'000'000'000'000'000;
+constexpr int64_t kT0 = 1'700'000'000'000'000'000;
+
+// Sends `c`'s next probe at host time `send_ns` and, unless `lost`, answers it 10 us later
+// (server stamps 5 us in, kernel timestamps) with `correction_ns`.
+void Exchange(ClientCore& c, int64_t send_ns, int64_t correction_ns, bool lost = false) {
+  std::array<uint8_t, kProbeSize> b{};
+  c.MakeProbe(send_ns, absl::MakeSpan(b));
+  if (lost) return;
+  Probe p;
+  ASSERT_EQ(DecodeProbe(b, &p), WireError::kOk);
+  Reply r;
+  r.scheme = p.scheme;
+  r.client_id = p.client_id;
+  r.seq = p.seq;
+  r.t1_ns = p.t1_ns;
+  r.t2_ns = r.t3_ns = send_ns + 5'000;
+  r.flags = kReplyKernelRxTimestamp;
+  r.correction_ns = correction_ns;
+  std::array<uint8_t, kReplySize> out{};
+  EncodeReply(r, absl::MakeSpan(out));
+  ASSERT_EQ(c.HandleDatagram(out, send_ns + 10'000, net::TimestampSource::kKernel), WireError::kOk);
+}
+
+ClientCore RawClient() {
   ClientCoreOptions o;
   o.params.scheme = Scheme::kRaw;
-  ClientCore c(o, kT0);
-  std::array<uint8_t, kProbeSize> b{};
+  return ClientCore(o, kT0);
+}
+
+// A client whose k-th reply, 1 ms apart, leaves the clock with error errors_ns[k].
+ClientCore ClientWithErrors(const std::vector<double>& errors_ns) {
+  ClientCore c = RawClient();
   double applied = 0;
   for (std::size_t k = 0; k < errors_ns.size(); ++k) {
-    const int64_t t = kT0 + static_cast<int64_t>(k) * 1'000'000;
-    c.MakeProbe(t, absl::MakeSpan(b));
-    Probe p;
-    DecodeProbe(b, &p);
-    Reply r;
-    r.scheme = p.scheme;
-    r.client_id = p.client_id;
-    r.seq = p.seq;
-    r.t1_ns = p.t1_ns;
-    r.t2_ns = r.t3_ns = t + 5'000;
-    r.flags = kReplyKernelRxTimestamp;
-    r.correction_ns = static_cast<int64_t>(errors_ns[k] - applied);
+    Exchange(c, kT0 + static_cast<int64_t>(k) * 1'000'000,
+             static_cast<int64_t>(errors_ns[k] - applied));
     applied = errors_ns[k];
-    std::array<uint8_t, kReplySize> out{};
-    EncodeReply(r, absl::MakeSpan(out));
-    c.HandleDatagram(out, t + 10'000, net::TimestampSource::kKernel);
   }
   return c;
 }
@@ -52,26 +63,9 @@ TEST(ReportTest, ConvergesWhereTheErrorEntersAndStaysWithinTheThreshold) {
 }
 
 TEST(ReportTest, ConvergenceTimeCountsFromTheFirstProbeEvenIfItWasLost) {
-  constexpr int64_t kT0 = 1'700'000'000'000'000'000;
-  ClientCoreOptions o;
-  o.params.scheme = Scheme::kRaw;
-  ClientCore c(o, kT0);
-  std::array<uint8_t, kProbeSize> b{};
-  c.MakeProbe(kT0, absl::MakeSpan(b));  // lost: never answered
-  for (int k = 1; k <= 10; ++k) {
-    const int64_t t = kT0 + k * 1'000'000;
-    c.MakeProbe(t, absl::MakeSpan(b));
-    Probe p;
-    DecodeProbe(b, &p);
-    Reply r;
-    r.scheme = p.scheme;
-    r.client_id = p.client_id;
-    r.seq = p.seq;
-    r.t1_ns = p.t1_ns;
-    std::array<uint8_t, kReplySize> out{};
-    EncodeReply(r, absl::MakeSpan(out));
-    c.HandleDatagram(out, t + 10'000, net::TimestampSource::kKernel);
-  }
+  ClientCore c = RawClient();
+  Exchange(c, kT0, 0, /*lost=*/true);
+  for (int k = 1; k <= 10; ++k) Exchange(c, kT0 + k * 1'000'000, 0);
   const ClientSummary s = Summarize(c, {});
   EXPECT_EQ(s.lost, 1u);
   ASSERT_TRUE(s.converged);
