@@ -214,16 +214,16 @@ int RunClients(const ClientFlags& flags,
       }
     }
   }
+  std::vector<nlohmann::json> objects;
+  for (const ClientSummary& s : summaries) objects.push_back(timesync::SummaryToJson(s));
   if (flags.output == "json") {
-    if (summaries.size() == 1 && clients.size() == 1) {
-      std::cout << timesync::SummaryToJson(summaries[0]).dump(2) << std::endl;
+    if (objects.size() == 1 && clients.size() == 1) {
+      std::cout << objects[0].dump(2) << std::endl;
     } else {
-      nlohmann::json all = {{"clients", nlohmann::json::array()}};
-      for (const ClientSummary& s : summaries) all["clients"].push_back(timesync::SummaryToJson(s));
-      std::cout << all.dump(2) << std::endl;
+      std::cout << nlohmann::json{{"clients", objects}}.dump(2) << std::endl;
     }
-  } else if (!summaries.empty()) {
-    std::cout << timesync::FormatSummaryTable(summaries);
+  } else if (!objects.empty()) {
+    std::cout << timesync::FormatSummaryTable(objects);
   }
   if (cancel.load()) {
     std::cerr << "labnet: interrupted; the summary covers the probes sent so far\n";

@@ -33,10 +33,15 @@ absl::StatusOr<std::unique_ptr<ClientCore>> RunTimeSyncClient(
                 options.server.ToString());
 
   int64_t next_send_ns = clock.NowNs();
+  int64_t next_progress_ns = next_send_ns + options.progress_interval_ns;
   int64_t deadline_ns = 0;  // set once everything is sent
   uint64_t send_errors = 0;
   while (!(cancel != nullptr && cancel->load(std::memory_order_relaxed))) {
     int64_t now = clock.NowNs();
+    if (options.progress && now >= next_progress_ns) {
+      options.progress(*core);
+      next_progress_ns = now + options.progress_interval_ns;
+    }
     const bool sending = core->counters().sent < options.count;
     if (!sending && (core->AllAnswered() || now >= deadline_ns)) break;
     if (sending && now >= next_send_ns) {
@@ -78,6 +83,7 @@ absl::StatusOr<std::unique_ptr<ClientCore>> RunTimeSyncClient(
       if (*n < batch.capacity()) break;
     }
   }
+  if (options.progress) options.progress(*core);
   const ClientCounters& c = core->counters();
   logger->debug("[{}] sent={} received={} late={} malformed={}", name, c.sent, c.received, c.late,
                 c.malformed);

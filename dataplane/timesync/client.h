@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -23,6 +24,11 @@ struct TimeSyncClientOptions {
   int64_t interval_ns = 10'000'000;    // between probes (> 0)
   int64_t timeout_ns = 1'000'000'000;  // wait for replies after the last probe
   bool kernel_timestamps = true;
+  // When set, called on the client's thread with its state at most every
+  // `progress_interval_ns` while it runs, and once at the end (records only grow, so a
+  // caller can forward the new ones). Must not block for long: it delays the probes.
+  std::function<void(const ClientCore&)> progress;
+  int64_t progress_interval_ns = 100'000'000;
 };
 
 // Runs one client to completion and returns its state (records and counters).

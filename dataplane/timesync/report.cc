@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace lab::timesync {
 
@@ -154,54 +155,88 @@ nlohmann::json SummaryToJson(const ClientSummary& s) {
   return j;
 }
 
-std::string FormatSummaryTable(std::span<const ClientSummary> summaries) {
-  struct Row {
-    std::string label;
-    std::function<std::string(const ClientSummary&)> value;
+namespace {
+
+// A number field of a summary object (nested with a '/': "error_us/rms"), or nullopt.
+std::optional<double> Number(const nlohmann::json& j, absl::string_view path) {
+  const nlohmann::json* node = &j;
+  for (absl::string_view key : absl::StrSplit(path, '/')) {
+    if (!node->is_object()) return std::nullopt;
+    const auto it = node->find(std::string(key));
+    if (it == node->end()) return std::nullopt;
+    node = &*it;
+  }
+  if (!node->is_number()) return std::nullopt;
+  return node->get<double>();
+}
+
+std::string Text(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string("-");
+}
+
+std::string Fixed(std::optional<double> v, int decimals) {
+  return v ? absl::StrFormat("%.*f", decimals, *v) : std::string("-");
+}
+
+}  // namespace
+
+std::string FormatSummaryTable(std::span<const nlohmann::json> summaries) {
+  using Cell = std::function<std::string(const nlohmann::json&)>;
+  const auto us = [](const char* path) {
+    return Cell([path](const nlohmann::json& j) { return Fixed(Number(j, path), 2); });
   };
-  const auto us = [](double v) { return absl::StrFormat("%.2f", v); };
-  const std::vector<Row> rows = {
-      {"scheme",
-       [](const ClientSummary& s) { return absl::AsciiStrToUpper(SchemeName(s.scheme)); }},
+  std::vector<std::pair<std::string, Cell>> rows = {
+      {"scheme", [](const nlohmann::json& j) { return absl::AsciiStrToUpper(Text(j, "scheme")); }},
+  };
+  const bool any_agent = std::any_of(summaries.begin(), summaries.end(),
+                                     [](const nlohmann::json& j) { return j.contains("agent"); });
+  if (any_agent) {
+    rows.push_back({"agent", [](const nlohmann::json& j) { return Text(j, "agent"); }});
+    rows.push_back({"state", [](const nlohmann::json& j) { return Text(j, "state"); }});
+  }
+  const std::vector<std::pair<std::string, Cell>> common = {
       {"sent / received",
-       [](const ClientSummary& s) {
-         return absl::StrCat(s.counters.sent, " / ", s.counters.received);
+       [](const nlohmann::json& j) {
+         return absl::StrCat(Fixed(Number(j, "sent"), 0), " / ", Fixed(Number(j, "received"), 0));
        }},
-      {"lost", [](const ClientSummary& s) { return absl::StrCat(s.lost); }},
-      {"timestamps", [](const ClientSummary& s) { return s.timestamping; }},
+      {"lost", [](const nlohmann::json& j) { return Fixed(Number(j, "lost"), 0); }},
+      {"timestamps", [](const nlohmann::json& j) { return Text(j, "timestamping"); }},
       {"converged after ms",
-       [](const ClientSummary& s) {
-         return s.converged ? absl::StrFormat("%.1f", s.converged_after_ms) : std::string("never");
+       [](const nlohmann::json& j) {
+         if (!j.contains("converged")) return std::string("-");
+         return j.value("converged", false) ? Fixed(Number(j, "converged_after_ms"), 1)
+                                            : std::string("never");
        }},
       {"rtt p50 / p99 us",
-       [](const ClientSummary& s) {
-         return absl::StrFormat("%.1f / %.1f", s.rtt_us.p50, s.rtt_us.p99);
+       [](const nlohmann::json& j) {
+         return absl::StrCat(Fixed(Number(j, "rtt_us/p50"), 1), " / ",
+                             Fixed(Number(j, "rtt_us/p99"), 1));
        }},
-      {"error mean us", [us](const ClientSummary& s) { return us(s.error_us.mean); }},
-      {"error rms us", [us](const ClientSummary& s) { return us(s.error_us.rms); }},
-      {"|error| p50 us", [us](const ClientSummary& s) { return us(s.error_us.abs_p50); }},
-      {"|error| p95 us", [us](const ClientSummary& s) { return us(s.error_us.abs_p95); }},
-      {"|error| p99 us", [us](const ClientSummary& s) { return us(s.error_us.abs_p99); }},
-      {"|error| max us", [us](const ClientSummary& s) { return us(s.error_us.max_abs); }},
-      {"noise floor p99 us",
-       [us](const ClientSummary& s) {
-         return s.noise_abs_p99_us ? us(*s.noise_abs_p99_us) : std::string("-");
-       }},
-      {"parameters", [](const ClientSummary& s) { return s.params; }},
+      {"error mean us", us("error_us/mean")},
+      {"error rms us", us("error_us/rms")},
+      {"|error| p50 us", us("error_us/abs_p50")},
+      {"|error| p95 us", us("error_us/abs_p95")},
+      {"|error| p99 us", us("error_us/abs_p99")},
+      {"|error| max us", us("error_us/max_abs")},
+      {"noise floor p99 us", us("noise_floor_us/abs_p99")},
+      {"parameters", [](const nlohmann::json& j) { return Text(j, "params"); }},
   };
+  rows.insert(rows.end(), common.begin(), common.end());
+
   std::size_t label_width = 0;
-  for (const Row& row : rows) label_width = std::max(label_width, row.label.size());
+  for (const auto& row : rows) label_width = std::max(label_width, row.first.size());
   std::vector<std::size_t> widths(summaries.size(), 8);
-  for (const Row& row : rows) {
+  for (const auto& row : rows) {
     for (std::size_t c = 0; c < summaries.size(); ++c) {
-      widths[c] = std::max(widths[c], row.value(summaries[c]).size());
+      widths[c] = std::max(widths[c], row.second(summaries[c]).size());
     }
   }
   std::string out;
-  for (const Row& row : rows) {
-    absl::StrAppend(&out, absl::StrFormat("%-*s", label_width, row.label));
+  for (const auto& row : rows) {
+    absl::StrAppend(&out, absl::StrFormat("%-*s", label_width, row.first));
     for (std::size_t c = 0; c < summaries.size(); ++c) {
-      absl::StrAppend(&out, "  ", absl::StrFormat("%*s", widths[c], row.value(summaries[c])));
+      absl::StrAppend(&out, "  ", absl::StrFormat("%*s", widths[c], row.second(summaries[c])));
     }
     out += '\n';
   }

@@ -53,8 +53,10 @@ ClientSummary Summarize(const ClientCore& client, const SummaryOptions& options)
 
 // The JSON object of one client (field names are a stable contract; see README).
 nlohmann::json SummaryToJson(const ClientSummary& summary);
-// A side-by-side table of several clients, one column per client, for terminals.
-std::string FormatSummaryTable(std::span<const ClientSummary> summaries);
+// A side-by-side table of several clients, one column per client, for terminals, from their
+// JSON objects (SummaryToJson, possibly with "agent" and "state" added, as the controller
+// does). Missing fields show as "-", so a client lost mid-run still gets its column.
+std::string FormatSummaryTable(std::span<const nlohmann::json> summaries);
 // One CSV line per record, with a header line.
 std::string RecordsToCsv(const ClientCore& client);
 

@@ -109,12 +109,28 @@ TEST(ReportTest, JsonHasTheDocumentedFields) {
 }
 
 TEST(ReportTest, TableHasOneColumnPerClient) {
-  std::vector<ClientSummary> all = {Summarize(ClientWithErrors({1'000, 1'000}), {}),
-                                    Summarize(ClientWithErrors({2'000, 2'000}), {})};
+  const std::vector<nlohmann::json> all = {
+      SummaryToJson(Summarize(ClientWithErrors({1'000, 1'000}), {})),
+      SummaryToJson(Summarize(ClientWithErrors({2'000, 2'000}), {}))};
   const std::string table = FormatSummaryTable(all);
   EXPECT_NE(table.find("|error| p99 us"), std::string::npos);
   EXPECT_NE(table.find("RAW"), std::string::npos);
   EXPECT_NE(table.find("2 / 2"), std::string::npos);
+  EXPECT_NE(table.find("2.00"), std::string::npos);   // the second client's 2 us error
+  EXPECT_EQ(table.find("agent"), std::string::npos);  // no agent row for local runs
+}
+
+TEST(ReportTest, TableShowsAgentsAndALostClientWithoutStatistics) {
+  nlohmann::json done = SummaryToJson(Summarize(ClientWithErrors({1'000, 1'000}), {}));
+  done["agent"] = "agent-1";
+  done["state"] = "complete";
+  const std::vector<nlohmann::json> all = {
+      done, {{"scheme", "pid"}, {"agent", "agent-2"}, {"state", "lost"}}};
+  const std::string table = FormatSummaryTable(all);
+  EXPECT_NE(table.find("agent-2"), std::string::npos);
+  EXPECT_NE(table.find("lost"), std::string::npos);
+  EXPECT_NE(table.find("PID"), std::string::npos);
+  EXPECT_NE(table.find("- / -"), std::string::npos);
 }
 
 }  // namespace

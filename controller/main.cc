@@ -1,0 +1,144 @@
+// lab-controller: the registry of agents, the experiment runner, the results store.
+//
+//   lab-controller --listen 127.0.0.1:50051 --db .lab/results.db
+#include <condition_variable>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "controller/registry/agent_registry.h"
+#include "controller/service/agent_hub.h"
+#include "controller/service/experiment_runner.h"
+#include "controller/service/services.h"
+#include "controller/store/results_store.h"
+#include "grpcpp/server_builder.h"
+#include "labnet/cli_util.h"
+#include "nlohmann/json.hpp"
+#include "rpc/credentials.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lab-controller: runs experiments across the lab's agents and keeps the results"};
+  std::string listen = "127.0.0.1:50051";
+  std::string db = ".lab/results.db";
+  std::string output = "text";
+  std::string log_level = "info";
+  lab::rpc::TransportOptions transport;
+  lab::LogOptions log;
+  app.add_option("--listen", listen, "gRPC HOST:PORT for agents and labctl (port 0: any)")
+      ->capture_default_str();
+  app.add_flag("--insecure", transport.insecure, "allow plaintext gRPC beyond loopback");
+  app.add_option("--db", db, "SQLite results file (created with its directory)")
+      ->capture_default_str();
+  app.add_option("--output", output, "text, or json: a 'listening' line when ready")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  app.add_option("--log-dir", log.dir, "directory for lab-controller.log (empty: none)")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto level = lab::ParseLogLevel(log_level);
+  if (!level.ok()) {
+    std::cerr << "lab-controller: " << level.status().message() << "\n";
+    return 2;
+  }
+  log.level = *level;
+  if (absl::Status s = lab::InitLogging("lab-controller", log); !s.ok()) {
+    std::cerr << "lab-controller: " << s.message() << "\n";
+  }
+  auto logger = lab::ComponentLogger("controller");
+  // Signals first: every thread started later (gRPC's included) inherits the blocked mask.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  grpc::Server* running_server = nullptr;  // guarded by mu
+  lab::cli::SignalWatcher signals([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+    cv.notify_all();
+    if (running_server != nullptr) {
+      running_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    }
+  });
+  auto credentials = lab::rpc::ServerCredentialsFor(listen, transport);
+  if (!credentials.ok()) {
+    std::cerr << "lab-controller: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  if (const auto dir = std::filesystem::path(db).parent_path(); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+  }
+  auto store = lab::controller::ResultsStore::Open(db);
+  if (!store.ok()) {
+    std::cerr << "lab-controller: " << store.status().message() << "\n";
+    return 1;
+  }
+  const lab::Clock& clock = lab::RealtimeClock::Get();
+  if (auto interrupted = (*store)->MarkUnfinishedInterrupted(clock.NowNs());
+      interrupted.ok() && *interrupted > 0) {
+    logger->warn("{} experiment(s) were running when the controller stopped: marked interrupted",
+                 *interrupted);
+  }
+  lab::controller::AgentRegistry registry({}, clock);
+  lab::controller::AgentHub hub(registry, logger);
+  lab::controller::ExperimentRunner runner({}, hub, registry, **store, clock, logger);
+  hub.SetListener(&runner);
+  lab::controller::AgentServiceImpl agent_service(hub);
+  lab::controller::LabControllerImpl lab_service(registry, runner, **store);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, *credentials, &port);
+  builder.RegisterService(&agent_service);
+  builder.RegisterService(&lab_service);
+  // Agents ping every 2 s; accept that, and ping them too, so a vanished agent is noticed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "lab-controller: cannot listen on " << listen
+              << " (in use? try another --listen port)\n";
+    return 1;
+  }
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  if (output == "json") {
+    std::cout << nlohmann::json{{"event", "listening"}, {"address", host}, {"port", port}}.dump()
+              << std::endl;
+  } else {
+    std::cout << "lab-controller listening on " << host << ":" << port << " (results in " << db
+              << ")" << std::endl;
+  }
+  logger->info("listening on {}:{}, results in {}", host, port, db);
+
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    running_server = server.get();
+    if (stopping) server->Shutdown();
+  }
+  std::thread reaper([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; })) {
+      lock.unlock();
+      hub.Reap();
+      lock.lock();
+    }
+  });
+  server->Wait();
+  reaper.join();
+  logger->info("stopped");
+  lab::FlushLogs();
+  return 0;
+}
