@@ -167,12 +167,14 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     if (recorded[t.agent_name]) continue;
     recorded[t.agent_name] = true;
     const auto agent = registry_.Find(t.agent_id);
-    (void)store_.AddAgent({active->id, t.agent_name,
-                           agent ? absl::StrJoin(agent->info.addresses(), ",") : "",
-                           agent ? ToJson(agent->info) : "{}"});
+    LogIfError(store_.AddAgent({active->id, t.agent_name,
+                                agent ? absl::StrJoin(agent->info.addresses(), ",") : "",
+                                agent ? ToJson(agent->info) : "{}"}),
+               active->id, "recording agent " + t.agent_name);
   }
   for (const Task& t : active->tasks) {
-    (void)store_.PutTask({active->id, t.task_id, t.agent_name, t.role, t.scheme, t.state, ""});
+    LogIfError(store_.PutTask({active->id, t.task_id, t.agent_name, t.role, t.scheme, t.state, ""}),
+               active->id, "recording task " + t.task_id);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -311,7 +313,8 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     const int clients = static_cast<int>(active->tasks.size()) - 1;
     state = complete == clients ? "completed" : complete > 0 ? "partial" : "failed";
   }
-  (void)store_.FinishExperiment(active->id, state, clock_.NowNs());
+  LogIfError(store_.FinishExperiment(active->id, state, clock_.NowNs()), active->id,
+             "recording the end");
   {
     std::lock_guard<std::mutex> lock(mu_);
     active_.erase(active->id);
@@ -364,6 +367,11 @@ absl::StatusOr<std::string> ExperimentRunner::SummaryJson(const std::string& exp
   return nlohmann::json{
       {"experiment_id", experiment_id}, {"state", experiment->state}, {"clients", clients}}
       .dump();
+}
+
+void ExperimentRunner::LogIfError(const absl::Status& status, const std::string& experiment_id,
+                                  const std::string& what) const {
+  if (!status.ok()) logger_->error("experiment {}: {}: {}", experiment_id, what, status.ToString());
 }
 
 std::shared_ptr<ExperimentRunner::Active> ExperimentRunner::FindActive(

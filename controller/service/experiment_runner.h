@@ -59,6 +59,9 @@ class ExperimentRunner : public AgentEvents {
   struct Active;
 
   std::shared_ptr<Active> FindActive(const std::string& experiment_id);
+  // Store writes after the experiment was created: a failure is logged, the run goes on.
+  void LogIfError(const absl::Status& status, const std::string& experiment_id,
+                  const std::string& what) const;
   // Records a task's new state in memory and in the store (terminal states are final).
   void SetTaskState(Active& active, Task& task, const std::string& state,
                     const std::string& detail);
