@@ -1,9 +1,12 @@
 # The user's entry points. Every target sets up (fast when done) and builds what it needs.
 #
-#   make four-clients     local demo: a time server and RAW/EWMA/Kalman/PID clients, table
+#   make demo             local lab (controller + 4 agents) up, four-scheme run, table
 #   make test             set up, build, run every test (ctest)
+#   make four-clients     RAW/EWMA/Kalman/PID through the controller ($(SERVER) if set: direct)
+#   make three-clients    EWMA, Kalman, PID, 50 probes each ($(SERVER) if set: direct)
 #   make udp-server       a time server on 127.0.0.1:$(PORT) in the foreground
-#   make three-clients    EWMA, Kalman, PID, 50 probes each, in parallel ($(SERVER) if set)
+#   make local-demo       the four schemes with no controller (labnet ts-demo)
+#   make lab-up / lab-status / lab-down
 #   make bench            the benchmarks (figures printed, nothing asserted)
 
 BUILD_DIR ?= build
@@ -15,10 +18,11 @@ SERVER ?=
 ARGS ?=
 
 LABNET := $(BUILD_DIR)/labnet/labnet
+LABCTL := $(BUILD_DIR)/labctl/labctl
 DEMO_FLAGS := --interval 5ms --offset 25ms --drift-ppm 80
 
-.PHONY: all setup configure build test four-clients three-clients udp-server demo bench \
-        format clean
+.PHONY: all setup configure build test demo four-clients three-clients udp-server local-demo \
+        lab-up lab-status lab-down bench format clean
 
 all: build
 
@@ -36,14 +40,19 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j2
 
-# Clients for each listed scheme, against $(SERVER) or a server started in-process.
+# Clients for each listed scheme: directly against $(SERVER) when set, otherwise through
+# the controller of the local lab (brought up when it is not running).
 define run_clients
 	@if [ -n "$(SERVER)" ]; then \
 	  $(LABNET) ts-client --server $(SERVER) --mode $(1) --count $(2) $(DEMO_FLAGS) $(ARGS); \
 	else \
-	  $(LABNET) ts-demo --clients $(1) --count $(2) $(DEMO_FLAGS) $(ARGS); \
+	  $(LABCTL) lab status >/dev/null 2>&1 || $(LABCTL) lab up --agents 4 || exit 1; \
+	  $(LABCTL) run --clients $(1) --count $(2) $(DEMO_FLAGS) $(ARGS); \
 	fi
 endef
+
+demo: four-clients
+	@echo "The lab stays up: $(LABCTL) results list, $(LABCTL) agents; stop it with make lab-down."
 
 four-clients: build
 	$(call run_clients,raw$(,)ewma$(,)kalman$(,)pid,500)
@@ -51,7 +60,17 @@ four-clients: build
 three-clients: build
 	$(call run_clients,ewma$(,)kalman$(,)pid,50)
 
-demo: four-clients
+local-demo: build
+	$(LABNET) ts-demo --clients raw,ewma,kalman,pid --count 500 $(DEMO_FLAGS) $(ARGS)
+
+lab-up: build
+	$(LABCTL) lab up --agents 4
+
+lab-status: build
+	$(LABCTL) lab status
+
+lab-down: build
+	$(LABCTL) lab down
 
 udp-server: build
 	$(LABNET) ts-server --port $(PORT) $(ARGS)
