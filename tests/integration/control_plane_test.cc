@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "grpcpp/create_channel.h"
@@ -239,6 +241,46 @@ TEST_F(ControlPlaneTest, FinishedRunSurvivesAControllerRestartAndExportsIdentica
   EXPECT_EQ(list.experiments(0).state(), "completed");
   EXPECT_EQ(fetch("csv"), csv);
   EXPECT_EQ(fetch("json"), json);
+}
+
+TEST_F(ControlPlaneTest, AgentStopsItsTasksWhenTheControllerDiesAndReconnectsToItsReturn) {
+  ASSERT_NO_FATAL_FAILURE(StartController());
+  ASSERT_NO_FATAL_FAILURE(StartAgent(1));
+  ASSERT_NO_FATAL_FAILURE(WaitForAgents(1));
+  std::promise<void> progressing;
+  std::thread run([&, stub = stub_.get()] {
+    grpc::ClientContext context;
+    rpc::SetDeadline(context, absl::Seconds(120));
+    auto reader = stub->RunExperiment(&context, FourSchemes(100'000, 1'000'000));
+    lab::v1::ExperimentEvent event;
+    bool told = false;
+    while (reader->Read(&event)) {
+      const bool moving = std::any_of(event.clients().begin(), event.clients().end(),
+                                      [](const auto& c) { return c.progress() > 10; });
+      if (moving && !told) {
+        progressing.set_value();
+        told = true;
+      }
+    }
+    reader->Finish();  // broken by the controller's death
+    if (!told) progressing.set_value();
+  });
+  ASSERT_EQ(progressing.get_future().wait_for(30s), std::future_status::ready);
+  controller_->Signal(SIGKILL);
+  controller_->Wait(10s);
+  run.join();
+  // The agent notices, stops its tasks, and says so (warning level).
+  bool stopped = false;
+  while (auto line = agents_[0]->ReadErrLine(15s)) {
+    if (line->find("tasks stopped") != std::string::npos) {
+      stopped = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(stopped) << "the agent did not report stopping its tasks";
+  // A controller back on the same port gets the agent back by itself.
+  ASSERT_NO_FATAL_FAILURE(StartController());
+  ASSERT_NO_FATAL_FAILURE(WaitForAgents(1));
 }
 
 TEST_F(ControlPlaneTest, BadRequestsStartNothingAndSayWhy) {

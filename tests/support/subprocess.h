@@ -76,6 +76,19 @@ class Subprocess {
     }
   }
 
+  // The next line of stderr, like ReadLine.
+  std::optional<std::string> ReadErrLine(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      if (const auto nl = err_.find('\n'); nl != std::string::npos) {
+        std::string line = err_.substr(0, nl);
+        err_.erase(0, nl + 1);
+        return line;
+      }
+      if (!ReadSome(err_fd_, &err_, deadline)) return std::nullopt;
+    }
+  }
+
   // Reads both pipes to EOF and reaps the child, within `timeout`; returns the exit code
   // (128 + signal when killed), or nullopt on timeout (the child is then killed).
   std::optional<int> Wait(std::chrono::milliseconds timeout) {
