@@ -16,8 +16,7 @@ int main(int argc, char** argv) {
   CLI::App app{"lab-agent: runs data-plane tasks (time servers, time clients) for a controller"};
   lab::agent::AgentOptions options;
   std::string name;
-  std::string log_level = "info";
-  lab::LogOptions log;
+  lab::cli::LogFlags log;
   app.add_option("--controller", options.controller, "controller HOST:PORT")->capture_default_str();
   app.add_option("--name", name, "this agent's name in the lab (default: the host name)");
   app.add_option("--address", options.lab_address, "this agent's lab address (its servers bind it)")
@@ -25,29 +24,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-tasks", options.max_tasks, "tasks at once")->capture_default_str();
   app.add_flag("--insecure", options.transport.insecure,
                "allow plaintext gRPC and servers beyond loopback");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-      ->capture_default_str();
-  app.add_option("--log-dir", log.dir, "directory for the log file (empty: none)")
-      ->capture_default_str();
+  log.Add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
-  }
-  auto level = lab::ParseLogLevel(log_level);
-  if (!level.ok()) {
-    std::cerr << "lab-agent: " << level.status().message() << "\n";
-    return 2;
   }
   if (name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     name = host;
   }
-  log.level = *level;
-  if (absl::Status s = lab::InitLogging("lab-agent-" + name, log); !s.ok()) {
-    std::cerr << "lab-agent: " << s.message() << "\n";
-  }
+  if (!log.Apply("lab-agent-" + name)) return 2;
   options.info.set_name(name);
   options.info.set_version("0.1.0");
   lab::agent::Agent agent(options, lab::ComponentLogger("agent"));

@@ -26,9 +26,8 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:50051";
   std::string db = ".lab/results.db";
   std::string output = "text";
-  std::string log_level = "info";
   lab::rpc::TransportOptions transport;
-  lab::LogOptions log;
+  lab::cli::LogFlags log;
   app.add_option("--listen", listen, "gRPC HOST:PORT for agents and labctl (port 0: any)")
       ->capture_default_str();
   app.add_flag("--insecure", transport.insecure, "allow plaintext gRPC beyond loopback");
@@ -37,24 +36,13 @@ int main(int argc, char** argv) {
   app.add_option("--output", output, "text, or json: a 'listening' line when ready")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-      ->capture_default_str();
-  app.add_option("--log-dir", log.dir, "directory for lab-controller.log (empty: none)")
-      ->capture_default_str();
+  log.Add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  auto level = lab::ParseLogLevel(log_level);
-  if (!level.ok()) {
-    std::cerr << "lab-controller: " << level.status().message() << "\n";
-    return 2;
-  }
-  log.level = *level;
-  if (absl::Status s = lab::InitLogging("lab-controller", log); !s.ok()) {
-    std::cerr << "lab-controller: " << s.message() << "\n";
-  }
+  if (!log.Apply("lab-controller")) return 2;
   auto logger = lab::ComponentLogger("controller");
   // Signals first: every thread started later (gRPC's included) inherits the blocked mask.
   std::mutex mu;

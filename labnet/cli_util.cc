@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -48,6 +49,30 @@ absl::Status CheckRange(absl::string_view flag, double value, double min, double
         ", got ", value));
   }
   return absl::OkStatus();
+}
+
+void LogFlags::Add(CLI::App& app) {
+  app.add_option("--log-level", level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str();
+  app.add_option("--log-dir", options.dir, "directory for the log file (empty: no file)")
+      ->capture_default_str();
+  app.add_option("--log-max-size", options.max_file_bytes, "bytes before the log file rotates")
+      ->capture_default_str();
+  app.add_option("--log-max-files", options.max_files, "rotated log files kept")
+      ->capture_default_str();
+}
+
+bool LogFlags::Apply(const std::string& program) {
+  auto parsed = ParseLogLevel(level);
+  if (!parsed.ok()) {
+    std::cerr << program << ": " << parsed.status().message() << "\n";
+    return false;
+  }
+  options.level = *parsed;
+  if (absl::Status s = InitLogging(program, options); !s.ok()) {
+    std::cerr << program << ": " << s.message() << " (logging to the console only)\n";
+  }
+  return true;
 }
 
 SignalWatcher::SignalWatcher(std::function<void()> on_signal) {

@@ -8,8 +8,10 @@
 #include <string>
 #include <thread>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/logging.h"
 
 namespace lab::cli {
 
@@ -23,6 +25,19 @@ absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_vie
 // [min, max] (min excluded when `min_exclusive`).
 absl::Status CheckRange(absl::string_view flag, double value, double min, double max,
                         bool min_exclusive = false);
+
+// The logging flags every binary takes: --log-level, --log-dir, --log-max-size,
+// --log-max-files.
+struct LogFlags {
+  std::string level = "info";
+  LogOptions options;
+
+  void Add(CLI::App& app);
+  // Sets up logging for `program` (its file is <log-dir>/<program>.log). A bad level is
+  // printed on stderr and gives false (the caller exits 2); an unusable log directory is
+  // reported and logging goes on to the console only.
+  bool Apply(const std::string& program);
+};
 
 // Blocks SIGINT and SIGTERM in the calling thread (call before starting any thread, so all
 // threads inherit the mask) and runs `on_signal` on a watcher thread when one arrives.

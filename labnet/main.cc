@@ -12,20 +12,14 @@
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
+#include "labnet/cli_util.h"
 #include "labnet/timesync_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"labnet: the network lab's data plane on this host (no controller needed)"};
   app.require_subcommand(1);
-  std::string log_level = "info";
-  lab::LogOptions log;
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
-      ->capture_default_str();
-  app.add_option("--log-dir", log.dir, "directory for labnet.log (empty: no file)")
-      ->capture_default_str();
-  app.add_option("--log-max-size", log.max_file_bytes, "bytes before the log file rotates")
-      ->capture_default_str();
-  app.add_option("--log-max-files", log.max_files, "rotated log files kept")->capture_default_str();
+  lab::cli::LogFlags log;
+  log.Add(app);
   app.fallthrough();
 
   std::function<int()> run;
@@ -38,15 +32,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
-  auto level = lab::ParseLogLevel(log_level);
-  if (!level.ok()) {
-    std::cerr << "labnet: " << level.status().message() << "\n";
-    return 2;
-  }
-  log.level = *level;
-  if (absl::Status s = lab::InitLogging("labnet", log); !s.ok()) {
-    std::cerr << "labnet: " << s.message() << " (logging to the console only)\n";
-  }
+  if (!log.Apply("labnet")) return 2;
   const int code = run ? run() : 2;
   lab::FlushLogs();
   return code;
