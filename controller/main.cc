@@ -1,6 +1,7 @@
-// lab-controller: the registry of agents, the experiment runner, the results store.
+// lab-controller: the registry of agents, the experiment runner, the results store, and the
+// dashboard with its HTTP API.
 //
-//   lab-controller --listen 127.0.0.1:50051 --db .lab/results.db
+//   lab-controller --listen 127.0.0.1:50051 --http 127.0.0.1:8080 --db .lab/results.db
 #include <condition_variable>
 #include <filesystem>
 #include <iostream>
@@ -9,8 +10,12 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "controller/http/http_server.h"
+#include "controller/http/metrics.h"
 #include "controller/registry/agent_registry.h"
 #include "controller/service/agent_hub.h"
 #include "controller/service/experiment_runner.h"
@@ -26,11 +31,18 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:50051";
   std::string db = ".lab/results.db";
   std::string output = "text";
+  std::string http = "127.0.0.1:8080";
+  std::string web_root = lab::controller::DefaultWebRoot();
   lab::rpc::TransportOptions transport;
   lab::cli::LogFlags log;
   app.add_option("--listen", listen, "gRPC HOST:PORT for agents and labctl (port 0: any)")
       ->capture_default_str();
-  app.add_flag("--insecure", transport.insecure, "allow plaintext gRPC beyond loopback");
+  app.add_option("--http", http, "dashboard and API HOST:PORT (port 0: any; '': no HTTP)")
+      ->capture_default_str();
+  app.add_option("--web-root", web_root, "the dashboard's files (the repository's web/)")
+      ->capture_default_str();
+  app.add_flag("--insecure", transport.insecure,
+               "allow plaintext gRPC and HTTP beyond loopback (trusted networks only)");
   app.add_option("--db", db, "SQLite results file (created with its directory)")
       ->capture_default_str();
   app.add_option("--output", output, "text, or json: a 'listening' line when ready")
@@ -81,6 +93,32 @@ int main(int argc, char** argv) {
   lab::controller::AgentHub hub(registry, logger);
   lab::controller::ExperimentRunner runner({}, hub, registry, **store, clock, logger);
   hub.SetListener(&runner);
+  lab::controller::ControllerMetrics metrics;
+  runner.SetSampleObserver(&metrics);
+  std::unique_ptr<lab::controller::DashboardServer> dashboard;
+  if (!http.empty()) {
+    const std::size_t colon = http.rfind(':');
+    int http_port = -1;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(http.substr(colon + 1), &http_port) || http_port < 0 ||
+        http_port > 65535) {
+      std::cerr << "lab-controller: --http must be HOST:PORT (e.g. 127.0.0.1:8080), got '" << http
+                << "'\n";
+      return 2;
+    }
+    lab::controller::DashboardOptions options;
+    options.host = http.substr(0, colon);
+    options.port = http_port;
+    options.insecure = transport.insecure;
+    options.web_root = web_root;
+    dashboard = std::make_unique<lab::controller::DashboardServer>(options, **store, runner,
+                                                                   registry, metrics, logger);
+    if (auto started = dashboard->Start(); !started.ok()) {
+      std::cerr << "lab-controller: " << started.status().message() << "\n";
+      return absl::IsInvalidArgument(started.status()) ? 2 : 1;
+    }
+    runner.SetDashboardUrl(dashboard->BaseUrl());
+  }
   lab::controller::AgentServiceImpl agent_service(hub);
   lab::controller::LabControllerImpl lab_service(registry, runner, **store);
 
@@ -103,11 +141,16 @@ int main(int argc, char** argv) {
   }
   const std::string host = listen.substr(0, listen.rfind(':'));
   if (output == "json") {
-    std::cout << nlohmann::json{{"event", "listening"}, {"address", host}, {"port", port}}.dump()
-              << std::endl;
+    nlohmann::json line{{"event", "listening"}, {"address", host}, {"port", port}};
+    if (dashboard != nullptr) {
+      line["http_port"] = dashboard->port();
+      line["dashboard"] = dashboard->BaseUrl();
+    }
+    std::cout << line.dump() << std::endl;
   } else {
     std::cout << "lab-controller listening on " << host << ":" << port << " (results in " << db
               << ")" << std::endl;
+    if (dashboard != nullptr) std::cout << "dashboard: " << dashboard->BaseUrl() << std::endl;
   }
   logger->info("listening on {}:{}, results in {}", host, port, db);
 
@@ -126,6 +169,7 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   reaper.join();
+  if (dashboard != nullptr) dashboard->Stop();
   logger->info("stopped");
   lab::FlushLogs();
   return 0;

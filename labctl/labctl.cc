@@ -230,6 +230,9 @@ int RunLabctl(int argc, const char* const* argv, Environment& env) {
   up->add_option("--agents", up_options.agents, "agents to start, [1, 250]")->capture_default_str();
   up->add_option("--port", up_options.port, "the controller's gRPC port on 127.0.0.1")
       ->capture_default_str();
+  up->add_option("--http-port", up_options.http_port,
+                 "its dashboard and HTTP API port on 127.0.0.1 (0: none)")
+      ->capture_default_str();
   up->add_option("--state-dir", up_options.state_dir, "lab.json and results.db go here")
       ->capture_default_str();
   up->add_option("--log-dir", up_options.log_dir, "each process's log and <name>.out go here")

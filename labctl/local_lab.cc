@@ -187,7 +187,7 @@ absl::Status CheckPortFree(int port) {
   if (err == EADDRINUSE) {
     return absl::FailedPreconditionError(absl::StrCat(
         "port ", port, " on 127.0.0.1 is in use (another controller? `labctl --controller ",
-        "127.0.0.1:", port, " agents` would tell); pick another with --port"));
+        "127.0.0.1:", port, " agents` would tell); pick another with --port / --http-port"));
   }
   return ErrnoToStatus(err, absl::StrCat("cannot check port ", port));
 }
@@ -199,6 +199,7 @@ nlohmann::json LabStateToJson(const LabState& state) {
   for (const LabProcess& a : state.agents) agents.push_back(ProcessToJson(a));
   return {{"version", kStateVersion},
           {"controller_address", state.controller_address},
+          {"dashboard_url", state.dashboard_url},
           {"controller", ProcessToJson(state.controller)},
           {"agents", agents},
           {"state_dir", state.state_dir},
@@ -216,6 +217,7 @@ absl::StatusOr<LabState> LabStateFromJson(const nlohmann::json& j) {
   LabState state;
   try {
     state.controller_address = j.at("controller_address").get<std::string>();
+    state.dashboard_url = j.value("dashboard_url", "");
     state.state_dir = j.value("state_dir", "");
     state.log_dir = j.value("log_dir", "");
     state.started_ns = j.value("started_ns", int64_t{0});
@@ -321,6 +323,12 @@ int LabUp(const LabUpOptions& options, const GlobalOptions& global, Environment&
     PrintError(env, absl::StrCat("--port must be in [1, 65535], got ", options.port));
     return kExitUsage;
   }
+  if (options.http_port < 0 || options.http_port > 65535 || options.http_port == options.port) {
+    PrintError(env, absl::StrCat("--http-port must be in [0, 65535] (0: no dashboard) and differ "
+                                 "from --port, got ",
+                                 options.http_port));
+    return kExitUsage;
+  }
   std::error_code ec;
   const std::string state_dir = fs::absolute(options.state_dir, ec).lexically_normal().string();
   const std::string log_dir = fs::absolute(options.log_dir, ec).lexically_normal().string();
@@ -348,9 +356,12 @@ int LabUp(const LabUpOptions& options, const GlobalOptions& global, Environment&
     return kExitFailed;
   }
 
-  if (absl::Status s = CheckPortFree(options.port); !s.ok()) {
-    PrintError(env, s.message());
-    return kExitFailed;
+  for (const int port : {options.port, options.http_port}) {
+    if (port == 0) continue;
+    if (absl::Status s = CheckPortFree(port); !s.ok()) {
+      PrintError(env, s.message());
+      return kExitFailed;
+    }
   }
   auto controller_bin = FindBinary(kControllerBinary, env);
   auto agent_bin = FindBinary(kAgentBinary, env);
@@ -370,6 +381,9 @@ int LabUp(const LabUpOptions& options, const GlobalOptions& global, Environment&
 
   LabState state;
   state.controller_address = absl::StrCat("127.0.0.1:", options.port);
+  if (options.http_port != 0) {
+    state.dashboard_url = absl::StrCat("http://127.0.0.1:", options.http_port, "/");
+  }
   state.state_dir = state_dir;
   state.log_dir = log_dir;
   state.started_ns = env.clock->NowNs();
@@ -415,9 +429,11 @@ int LabUp(const LabUpOptions& options, const GlobalOptions& global, Environment&
   // The controller first; agents once it answers, so none of them starts against nothing.
   state.controller.name = "lab-controller";
   state.controller.address = state.controller_address;
-  if (absl::Status s = spawn(&state.controller,
-                             {*controller_bin, "--listen", state.controller_address, "--db",
-                              state_dir + "/results.db", "--log-dir", log_dir, "--output", "json"});
+  if (absl::Status s = spawn(
+          &state.controller,
+          {*controller_bin, "--listen", state.controller_address, "--http",
+           options.http_port == 0 ? std::string() : absl::StrCat("127.0.0.1:", options.http_port),
+           "--db", state_dir + "/results.db", "--log-dir", log_dir, "--output", "json"});
       !s.ok()) {
     return spawn_failed(s);
   }
@@ -498,8 +514,10 @@ int LabUp(const LabUpOptions& options, const GlobalOptions& global, Environment&
   if (state.agents.size() > 1) {
     *env.out << " … " << state.agents.back().name << " on " << state.agents.back().address;
   }
-  *env.out << ")\nstate " << state_path << ", results " << state_dir << "/results.db, logs "
-           << log_dir << "/\nnext: labctl "
+  *env.out << ")\n";
+  if (!state.dashboard_url.empty()) *env.out << "dashboard: " << state.dashboard_url << "\n";
+  *env.out << "state " << state_path << ", results " << state_dir << "/results.db, logs " << log_dir
+           << "/\nnext: labctl "
            << (default_place ? "" : absl::StrCat("--controller ", state.controller_address, " "))
            << "run --clients raw,ewma,kalman,pid; stop with: labctl lab down"
            << (options.state_dir == ".lab" ? "" : absl::StrCat(" --state-dir ", options.state_dir))
@@ -571,6 +589,7 @@ int LabStatus(const std::string& state_dir, const GlobalOptions& global, Environ
     nlohmann::json j = {{"up", true},
                         {"healthy", healthy},
                         {"controller_address", state->controller_address},
+                        {"dashboard_url", state->dashboard_url},
                         {"state_dir", state->state_dir},
                         {"log_dir", state->log_dir},
                         {"started_ns", state->started_ns},
@@ -583,6 +602,9 @@ int LabStatus(const std::string& state_dir, const GlobalOptions& global, Environ
     *env.out << j.dump(2) << std::endl;
   } else {
     *env.out << "local lab in " << state->state_dir << " (logs in " << state->log_dir << ")\n"
+             << (state->dashboard_url.empty()
+                     ? std::string()
+                     : absl::StrCat("dashboard: ", state->dashboard_url, "\n"))
              << FormatColumns({"PROCESS", "PID", "STATE", "ADDRESS", "OUTPUT"}, rows) << "\n";
     if (agents) {
       *env.out << "agents known to the controller at " << state->controller_address << ":\n"

@@ -28,6 +28,7 @@ struct LabProcess {
 // What lab.json records.
 struct LabState {
   std::string controller_address;  // "127.0.0.1:PORT"
+  std::string dashboard_url;       // "http://127.0.0.1:PORT/"; empty: no dashboard
   LabProcess controller;
   std::vector<LabProcess> agents;
   std::string state_dir;   // absolute
@@ -65,8 +66,9 @@ absl::StatusOr<std::string> FindBinary(
     const std::function<bool(const std::string&)>& is_executable = IsExecutableFile);
 
 struct LabUpOptions {
-  int agents = 4;    // [1, 250]
-  int port = 50051;  // the controller's gRPC port on 127.0.0.1
+  int agents = 4;        // [1, 250]
+  int port = 50051;      // the controller's gRPC port on 127.0.0.1
+  int http_port = 8080;  // its dashboard and HTTP API on 127.0.0.1; 0: none
   std::string state_dir = ".lab";
   std::string log_dir = "logs";
   absl::Duration ready_timeout = absl::Seconds(15);  // until every agent is alive

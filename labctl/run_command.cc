@@ -355,8 +355,13 @@ int RunExperiment(const RunExperimentRequest& request, const GlobalOptions& glob
   lab::v1::ExperimentEvent event;
   std::optional<lab::v1::ExperimentEvent> finished;
   std::string experiment_id;
+  bool dashboard_shown = false;
   while (reader->Read(&event)) {
     if (!event.experiment_id().empty()) experiment_id = event.experiment_id();
+    if (!dashboard_shown && !event.dashboard_url().empty()) {
+      *env.err << "dashboard: " << event.dashboard_url() << "\n";
+      dashboard_shown = true;
+    }
     if (!event.clients().empty()) progress.Update(event);
     if (event.finished() && !finished) finished = event;
   }

@@ -188,6 +188,9 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     e.set_experiment_id(active->id);
     e.set_finished(finished);
     e.set_state(state);
+    if (!options_.dashboard_url.empty()) {
+      e.set_dashboard_url(absl::StrCat(options_.dashboard_url, "#/experiments/", active->id));
+    }
     std::lock_guard<std::mutex> lock(active->mu);
     for (const Task& t : active->tasks) {
       if (t.role != "client") continue;
@@ -426,10 +429,12 @@ void ExperimentRunner::OnTaskUpdate(const std::string& agent_id,
 void ExperimentRunner::OnSamples(const std::string& agent_id, const lab::v1::SampleBatch& batch) {
   auto active = FindActive(batch.experiment_id());
   if (active == nullptr) return;
+  std::string scheme;
   {
     std::lock_guard<std::mutex> lock(active->mu);
     Task* task = active->Find(batch.task_id());
     if (task == nullptr || task->agent_id != agent_id) return;
+    scheme = task->scheme;
   }
   std::vector<SampleRecord> samples;
   samples.reserve(static_cast<std::size_t>(batch.samples_size()));
@@ -450,6 +455,8 @@ void ExperimentRunner::OnSamples(const std::string& agent_id, const lab::v1::Sam
       !s.ok()) {
     logger_->error("experiment {}: {} samples of {} not stored: {}", batch.experiment_id(),
                    samples.size(), batch.task_id(), s.ToString());
+  } else if (observer_ != nullptr) {
+    observer_->OnSamplesStored(scheme, samples);
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/clock.h"
 #include "controller/registry/agent_registry.h"
 #include "controller/service/agent_hub.h"
@@ -29,6 +30,19 @@ struct RunnerOptions {
   int64_t server_start_timeout_ns = 10'000'000'000;  // for the time server to report its address
   int64_t progress_interval_ns = 250'000'000;        // between progress events
   int64_t grace_ns = 30'000'000'000;  // beyond count * interval before clients count as failed
+  // The dashboard's base URL ("http://127.0.0.1:8080/"); events then carry
+  // <base>#/experiments/<id>. Empty: the controller serves no dashboard.
+  std::string dashboard_url;
+};
+
+// Told about every batch of samples once it is stored (the controller's metrics count them).
+// Called on the thread that delivered the batch; must be thread-safe and quick.
+class SampleObserver {
+ public:
+  virtual ~SampleObserver() = default;
+  // `scheme`: "raw", "ewma", "kalman" or "pid".
+  virtual void OnSamplesStored(const std::string& scheme,
+                               absl::Span<const SampleRecord> samples) = 0;
 };
 
 class ExperimentRunner : public AgentEvents {
@@ -48,6 +62,11 @@ class ExperimentRunner : public AgentEvents {
   // summary (the fields of `labnet ts-client --output json`) plus "agent", "state",
   // "task_id" and "truth_known"; lost clients carry only those. NotFound for unknown ids.
   absl::StatusOr<std::string> SummaryJson(const std::string& experiment_id) const;
+
+  // Call before the first Run; `observer` (may be null) must outlive the runner.
+  void SetSampleObserver(SampleObserver* observer) { observer_ = observer; }
+  // Call before the first Run: see RunnerOptions::dashboard_url.
+  void SetDashboardUrl(std::string url) { options_.dashboard_url = std::move(url); }
 
   // AgentEvents.
   void OnTaskUpdate(const std::string& agent_id, const lab::v1::TaskUpdate& update) override;
@@ -72,6 +91,7 @@ class ExperimentRunner : public AgentEvents {
   ResultsStore& store_;
   const Clock& clock_;
   std::shared_ptr<spdlog::logger> logger_;
+  SampleObserver* observer_ = nullptr;
   std::mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Active>> active_;
 };

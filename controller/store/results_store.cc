@@ -145,9 +145,12 @@ constexpr char kListAgents[] =
 constexpr char kListTasks[] =
     "SELECT experiment_id, task_id, agent_name, role, scheme, state, detail FROM tasks "
     "WHERE experiment_id = ? ORDER BY task_key";
-constexpr char kGetSamples[] =
+constexpr char kGetSamplesAfter[] =
     "SELECT seq, send_host_ns, recv_host_ns, rtt_ns, measured_offset_ns, true_offset_ns, "
-    "correction_ns, applied, error_ns FROM samples WHERE task_key = ? ORDER BY seq";
+    "correction_ns, applied, error_ns FROM samples WHERE task_key = ? AND seq > ? ORDER BY seq "
+    "LIMIT ?";
+constexpr char kCountExperimentsByState[] =
+    "SELECT state, COUNT(*) FROM experiments GROUP BY state ORDER BY state";
 constexpr char kGetSummaries[] =
     "SELECT experiment_id, task_id, summary_json, edges_us, bucket_counts FROM summaries "
     "WHERE experiment_id = ? ORDER BY rowid";
@@ -159,8 +162,9 @@ constexpr char kLoseUnfinishedTasks[] =
 constexpr char kInterruptExperiments[] =
     "UPDATE experiments SET state = 'interrupted', finished_ns = ? WHERE state = 'running'";
 
-constexpr absl::string_view kExperimentStates[] = {"running", "completed", "failed", "interrupted"};
-constexpr absl::string_view kFinishedStates[] = {"completed", "failed", "interrupted"};
+constexpr absl::string_view kExperimentStates[] = {"running", "completed", "partial", "failed",
+                                                   "interrupted"};
+constexpr absl::string_view kFinishedStates[] = {"completed", "partial", "failed", "interrupted"};
 constexpr absl::string_view kTaskStates[] = {"pending", "running", "complete", "lost", "failed"};
 
 template <std::size_t N>
@@ -711,17 +715,26 @@ absl::StatusOr<std::vector<TaskRecord>> ResultsStore::ListTasks(
 
 absl::StatusOr<std::vector<SampleRecord>> ResultsStore::GetSamples(
     absl::string_view experiment_id, absl::string_view task_id) const {
+  return GetSamplesAfter(experiment_id, task_id, -1, std::numeric_limits<int64_t>::max());
+}
+
+absl::StatusOr<std::vector<SampleRecord>> ResultsStore::GetSamplesAfter(
+    absl::string_view experiment_id, absl::string_view task_id, int64_t after_seq,
+    int64_t limit) const {
   const std::string what = absl::StrCat("get samples of ", TaskName(experiment_id, task_id));
+  if (limit <= 0) return absl::InvalidArgumentError(absl::StrCat(what, ": limit must be > 0"));
   absl::MutexLock lock(&mu_);
   // A read of one task's rows: the key lookup and the rows need not be one transaction
   // (samples are only appended, and tasks never removed).
   absl::StatusOr<int64_t> task_key = TaskKey(experiment_id, task_id, what);
   if (absl::IsNotFound(task_key.status())) return std::vector<SampleRecord>{};
   if (!task_key.ok()) return task_key.status();
-  LAB_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kGetSamples, what));
+  LAB_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kGetSamplesAfter, what));
   StatementReset reset(stmt);
   Binder bind(stmt);
-  if (bind.Int(*task_key).rc() != SQLITE_OK) return Error(bind.rc(), what);
+  if (bind.Int(*task_key).Int(after_seq).Int(limit).rc() != SQLITE_OK) {
+    return Error(bind.rc(), what);
+  }
   std::vector<SampleRecord> out;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -738,6 +751,20 @@ absl::StatusOr<std::vector<SampleRecord>> ResultsStore::GetSamples(
     s.applied = sqlite3_column_int64(stmt, 7) != 0;
     s.error_ns = sqlite3_column_double(stmt, 8);
     out.push_back(std::move(s));
+  }
+  if (rc != SQLITE_DONE) return Error(rc, what);
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> ResultsStore::CountExperimentsByState() const {
+  const std::string what = "count experiments by state";
+  absl::MutexLock lock(&mu_);
+  LAB_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kCountExperimentsByState, what));
+  StatementReset reset(stmt);
+  std::map<std::string, int64_t> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    out[ColumnText(stmt, 0)] = sqlite3_column_int64(stmt, 1);
   }
   if (rc != SQLITE_DONE) return Error(rc, what);
   return out;

@@ -50,7 +50,8 @@ struct ExperimentRecord {
   std::string id;
   std::string kind;       // "timesync"
   std::string spec_json;  // the experiment spec as submitted, opaque to the store
-  // "running", "completed", "failed" or "interrupted" (a controller restart cut it short).
+  // "running", "completed", "partial" (some clients lost or failed), "failed" or
+  // "interrupted" (a controller restart cut it short).
   std::string state;
   int64_t created_ns = 0;
   int64_t finished_ns = 0;  // 0 = not finished
@@ -135,7 +136,8 @@ class ResultsStore {
   // AlreadyExists when an experiment with this id exists. InvalidArgument on an empty id or an
   // unknown state.
   absl::Status CreateExperiment(const ExperimentRecord& experiment);
-  // Moves a "running" experiment to `state` ("completed", "failed" or "interrupted") at
+  // Moves a "running" experiment to `state` ("completed", "partial", "failed" or
+  // "interrupted") at
   // `finished_ns` (> 0). NotFound when there is no such experiment, FailedPrecondition when it
   // is no longer running (finished, or interrupted by a restart).
   absl::Status FinishExperiment(absl::string_view id, absl::string_view state, int64_t finished_ns);
@@ -170,8 +172,16 @@ class ResultsStore {
   // By increasing seq.
   absl::StatusOr<std::vector<SampleRecord>> GetSamples(absl::string_view experiment_id,
                                                        absl::string_view task_id) const;
+  // At most `limit` (> 0) samples with seq > `after_seq` (-1: from the first), by increasing
+  // seq: a reader that follows a running task passes the last seq it saw.
+  absl::StatusOr<std::vector<SampleRecord>> GetSamplesAfter(absl::string_view experiment_id,
+                                                            absl::string_view task_id,
+                                                            int64_t after_seq, int64_t limit) const;
   // In the order first put.
   absl::StatusOr<std::vector<SummaryRecord>> GetSummaries(absl::string_view experiment_id) const;
+
+  // How many experiments are in each state (states with none are absent).
+  absl::StatusOr<std::map<std::string, int64_t>> CountExperimentsByState() const;
 
   // For a controller restart, before any new experiment starts: every "running" experiment
   // becomes "interrupted" with finished_ns = `now_ns`, and its "pending" and "running" tasks

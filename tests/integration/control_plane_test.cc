@@ -44,9 +44,9 @@ class ControlPlaneTest : public ::testing::Test {
   void StartController() {
     controller_ = std::make_unique<Subprocess>(std::vector<std::string>{
         LAB_CONTROLLER_BINARY, "--listen",
-        port_ ? "127.0.0.1:" + std::to_string(port_) : std::string("127.0.0.1:0"), "--db",
-        (dir_ / "results.db").string(), "--log-dir", "", "--log-level", "warn", "--output",
-        "json"});
+        port_ ? "127.0.0.1:" + std::to_string(port_) : std::string("127.0.0.1:0"), "--http",
+        "127.0.0.1:0", "--db", (dir_ / "results.db").string(), "--log-dir", "", "--log-level",
+        "warn", "--output", "json"});
     ASSERT_TRUE(controller_->started());
     const auto line = controller_->ReadLine(20s);
     ASSERT_TRUE(line.has_value()) << "lab-controller printed no 'listening' line";
@@ -184,6 +184,7 @@ TEST_F(ControlPlaneTest, AgentKilledMidRunMarksOnlyItsClientsLostWithinFiveSecon
   EXPECT_LT(*noticed_after, 5s);
   EXPECT_EQ(last.state(), "partial");
   const auto summary = nlohmann::json::parse(last.summary_json());
+  EXPECT_EQ(summary["state"], "partial");  // stored as such, not left "running"
   for (const auto& c : summary["clients"]) {
     SCOPED_TRACE(c["task_id"].get<std::string>());
     if (c["agent"] == "agent-2") {

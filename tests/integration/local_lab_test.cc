@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/subprocess.h"
 
@@ -50,18 +51,27 @@ TEST(LocalLabTest, LabUpRunFourSchemesAsJsonAccountsForEveryProbeAndLabDownLeave
   std::filesystem::create_directories(dir);
   const std::string state = (dir / ".lab").string();
   const std::string port = std::to_string(FreePort());
+  const int http_port = FreePort();
   const auto labctl = [&](std::vector<std::string> args) {
     args.insert(args.begin(), LABCTL_BINARY);
     return std::make_unique<Subprocess>(args);
   };
 
-  auto up = labctl({"lab", "up", "--agents", "3", "--port", port, "--state-dir", state, "--log-dir",
+  auto up = labctl({"lab", "up", "--agents", "3", "--port", port, "--http-port",
+                    std::to_string(http_port), "--state-dir", state, "--log-dir",
                     (dir / "logs").string()});
   ASSERT_EQ(up->Wait(60s), 0) << up->stderr_text() << up->stdout_text();
+  const std::string dashboard = "http://127.0.0.1:" + std::to_string(http_port) + "/";
+  EXPECT_NE(up->stdout_text().find("dashboard: " + dashboard), std::string::npos)
+      << up->stdout_text();
 
   auto run = labctl({"--controller", "127.0.0.1:" + port, "run", "--clients", "raw,ewma,kalman,pid",
                      "--count", "100", "--interval", "2ms", "--output", "json"});
   const auto code = run->Wait(120s);
+  // The dashboard of the lab lists the run and serves its page.
+  httplib::Client http("127.0.0.1", http_port);
+  const httplib::Result listing = http.Get("/api/v1/experiments");
+  const httplib::Result page = http.Get("/");
   std::ifstream lab_file(state + "/lab.json");
   const auto lab = nlohmann::json::parse(lab_file, nullptr, false);
   auto down = labctl({"lab", "down", "--state-dir", state});
@@ -69,7 +79,21 @@ TEST(LocalLabTest, LabUpRunFourSchemesAsJsonAccountsForEveryProbeAndLabDownLeave
 
   ASSERT_EQ(code, 0) << run->stderr_text();
   const auto result = nlohmann::json::parse(run->stdout_text());
-  EXPECT_TRUE(result["experiment_id"].is_string());
+  ASSERT_TRUE(result["experiment_id"].is_string());
+  const std::string id = result["experiment_id"];
+  EXPECT_NE(run->stderr_text().find("dashboard: " + dashboard + "#/experiments/" + id),
+            std::string::npos)
+      << run->stderr_text();
+  ASSERT_TRUE(listing) << httplib::to_string(listing.error());
+  EXPECT_EQ(listing->status, 200);
+  const auto experiments = nlohmann::json::parse(listing->body, nullptr, false);
+  ASSERT_TRUE(experiments.is_object()) << listing->body;
+  ASSERT_FALSE(experiments["experiments"].empty()) << listing->body;
+  EXPECT_EQ(experiments["experiments"][0]["experiment_id"], id);
+  EXPECT_EQ(experiments["experiments"][0]["state"], "completed");
+  ASSERT_TRUE(page) << httplib::to_string(page.error());
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("<html"), std::string::npos);
   ASSERT_EQ(result["clients"].size(), 4u);
   for (const auto& c : result["clients"]) {
     SCOPED_TRACE(c["scheme"].get<std::string>());

@@ -223,12 +223,14 @@ class LocalLabTest : public LabctlTest {
 TEST_F(LocalLabTest, UpStartsTheControllerAndAgentsStatusSeesThemDownStopsThem) {
   ControllerSees({"agent-1", "agent-2"});
   const std::string port = FreePort();
+  const std::string http_port = FreePort();
   const std::string address = "127.0.0.1:" + port;
-  ASSERT_EQ(Run({"lab", "up", "--agents", "2", "--port", port, "--state-dir", state_dir_,
-                 "--log-dir", log_dir_}),
+  ASSERT_EQ(Run({"lab", "up", "--agents", "2", "--port", port, "--http-port", http_port,
+                 "--state-dir", state_dir_, "--log-dir", log_dir_}),
             0)
       << err();
   EXPECT_THAT(out(), HasSubstr("local lab up: controller " + address));
+  EXPECT_THAT(out(), HasSubstr("dashboard: http://127.0.0.1:" + http_port + "/"));
   EXPECT_EQ(connected_to_, address);
   auto state = LoadLabState(LabStatePath(state_dir_));
   ASSERT_TRUE(state.ok()) << state.status();
@@ -236,9 +238,10 @@ TEST_F(LocalLabTest, UpStartsTheControllerAndAgentsStatusSeesThemDownStopsThem) 
   EXPECT_TRUE(IsRunning(state->controller.process));
   for (const LabProcess& a : state->agents) EXPECT_TRUE(IsRunning(a.process)) << a.name;
   // Exactly the flags the binaries are documented to take.
-  EXPECT_THAT(OutputOnceItHas("lab-controller", "args="),
-              HasSubstr(absl::StrCat("args=--listen ", address, " --db ", state_dir_,
-                                     "/results.db --log-dir ", log_dir_, " --output json")));
+  EXPECT_THAT(
+      OutputOnceItHas("lab-controller", "args="),
+      HasSubstr(absl::StrCat("args=--listen ", address, " --http 127.0.0.1:", http_port, " --db ",
+                             state_dir_, "/results.db --log-dir ", log_dir_, " --output json")));
   EXPECT_THAT(OutputOnceItHas("agent-2", "args="),
               HasSubstr(absl::StrCat("args=--controller ", address,
                                      " --name agent-2 --address 127.0.0.3 --log-dir ", log_dir_)));
@@ -249,8 +252,8 @@ TEST_F(LocalLabTest, UpStartsTheControllerAndAgentsStatusSeesThemDownStopsThem) 
   EXPECT_THAT(out(), HasSubstr("running"));
 
   Clear();
-  EXPECT_EQ(Run({"lab", "up", "--agents", "2", "--port", port, "--state-dir", state_dir_,
-                 "--log-dir", log_dir_}),
+  EXPECT_EQ(Run({"lab", "up", "--agents", "2", "--port", port, "--http-port", http_port,
+                 "--state-dir", state_dir_, "--log-dir", log_dir_}),
             0);
   EXPECT_THAT(out(), HasSubstr("already up"));
 
@@ -276,9 +279,9 @@ TEST_F(LocalLabTest, UpFailsWithTheEndOfTheFailingProcesssOutput) {
   EXPECT_CALL(*stub_, ListAgents(_, _, _))
       .Times(AnyNumber())
       .WillRepeatedly(::testing::Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused")));
-  EXPECT_EQ(
-      Run({"lab", "up", "--port", FreePort(), "--state-dir", state_dir_, "--log-dir", log_dir_}),
-      1);
+  EXPECT_EQ(Run({"lab", "up", "--port", FreePort(), "--http-port", FreePort(), "--state-dir",
+                 state_dir_, "--log-dir", log_dir_}),
+            1);
   EXPECT_THAT(err(), HasSubstr("lab-controller exited (exit code 3) before the lab was ready"));
   EXPECT_THAT(err(), HasSubstr("address already in use"));
   EXPECT_FALSE(std::filesystem::exists(LabStatePath(state_dir_)));
@@ -289,6 +292,7 @@ TEST_F(LocalLabTest, UpGivesUpAtItsDeadlineAndStopsEverythingItStarted) {
   LabUpOptions options;
   options.agents = 2;
   options.port = std::stoi(FreePort());
+  options.http_port = std::stoi(FreePort());
   options.state_dir = state_dir_;
   options.log_dir = log_dir_;
   options.ready_timeout = absl::Seconds(1);
@@ -315,10 +319,26 @@ TEST_F(LocalLabTest, UpRefusesAPortSomethingListensOnBeforeStartingAnything) {
   EXPECT_EQ(connects_, 0);
 }
 
+TEST_F(LocalLabTest, UpRefusesAnHttpPortSomethingListensOnBeforeStartingAnything) {
+  Listener busy;
+  ASSERT_GT(busy.port(), 0);
+  EXPECT_EQ(Run({"lab", "up", "--port", FreePort(), "--http-port", std::to_string(busy.port()),
+                 "--state-dir", state_dir_, "--log-dir", log_dir_}),
+            1);
+  EXPECT_THAT(err(), HasSubstr(absl::StrCat("port ", busy.port(), " on 127.0.0.1 is in use")));
+  EXPECT_THAT(err(), HasSubstr("--http-port"));
+  EXPECT_FALSE(std::filesystem::exists(LabStatePath(state_dir_)));
+  EXPECT_EQ(connects_, 0);
+}
+
 TEST_F(LocalLabTest, UpRefusesBadOptionsBeforeStartingAnything) {
   EXPECT_EQ(Run({"lab", "up", "--agents", "0", "--state-dir", state_dir_}), 2);
   EXPECT_THAT(err(), HasSubstr("--agents must be in [1, 250], got 0"));
   EXPECT_EQ(Run({"lab", "up", "--port", "70000", "--state-dir", state_dir_}), 2);
+  EXPECT_EQ(Run({"lab", "up", "--http-port", "-1", "--state-dir", state_dir_}), 2);
+  EXPECT_THAT(err(), HasSubstr("--http-port must be in [0, 65535]"));
+  EXPECT_EQ(
+      Run({"lab", "up", "--port", "50123", "--http-port", "50123", "--state-dir", state_dir_}), 2);
   EXPECT_FALSE(std::filesystem::exists(state_dir_));
   EXPECT_EQ(connects_, 0);
 }
@@ -326,9 +346,9 @@ TEST_F(LocalLabTest, UpRefusesBadOptionsBeforeStartingAnything) {
 TEST_F(LocalLabTest, UpWithoutTheBinariesSaysHowToGetThem) {
   vars_.clear();
   env_.self_exe = dir_.path() + "/labctl/labctl";
-  EXPECT_EQ(
-      Run({"lab", "up", "--port", FreePort(), "--state-dir", state_dir_, "--log-dir", log_dir_}),
-      1);
+  EXPECT_EQ(Run({"lab", "up", "--port", FreePort(), "--http-port", FreePort(), "--state-dir",
+                 state_dir_, "--log-dir", log_dir_}),
+            1);
   EXPECT_THAT(err(), HasSubstr("cannot find lab-controller"));
   EXPECT_EQ(connects_, 0);
 }

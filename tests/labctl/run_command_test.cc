@@ -16,6 +16,7 @@ using lab::v1::ExperimentEvent;
 using lab::v1::RunExperimentRequest;
 using ::testing::_;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kMs = 1'000'000;
 
@@ -290,6 +291,21 @@ TEST_F(RunCommandTest, CompletedRunExitsZeroWithTheTableAndWhereToFindIt) {
   // Progress went to stderr as plain lines (not a terminal).
   EXPECT_THAT(err(), HasSubstr("kalman on agent-2: running, 50/100 probes"));
   EXPECT_EQ(connected_to_, "127.0.0.1:50051");
+}
+
+TEST_F(RunCommandTest, TheRunsDashboardUrlIsShownOnceOnStderr) {
+  ExperimentEvent first =
+      Progress("t1", lab::v1::SCHEME_KALMAN, "agent-2", lab::v1::TASK_STATE_RUNNING, 0, 100);
+  first.set_dashboard_url("http://127.0.0.1:8080/#/experiments/exp-1");
+  ExperimentEvent second =
+      Progress("t1", lab::v1::SCHEME_KALMAN, "agent-2", lab::v1::TASK_STATE_RUNNING, 50, 100);
+  second.set_dashboard_url(first.dashboard_url());
+  ExpectRun({first, second, Finished("completed", {Client("kalman", "agent-2", "complete")})});
+  EXPECT_EQ(Run({"run", "--clients", "kalman", "--count", "100"}), 0) << err();
+  const std::string line = "dashboard: http://127.0.0.1:8080/#/experiments/exp-1\n";
+  ASSERT_THAT(err(), HasSubstr(line));
+  EXPECT_EQ(err().find(line), err().rfind(line));
+  EXPECT_THAT(out(), Not(HasSubstr("dashboard")));  // stdout stays the result alone
 }
 
 TEST_F(RunCommandTest, PartialRunExitsThreeAndNamesTheClientsThatDidNotComplete) {

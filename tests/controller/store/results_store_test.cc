@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -259,6 +260,43 @@ TEST_F(ResultsStoreTest, FinishingAnExperimentTwiceIsFailedPreconditionAndKeepsT
   EXPECT_TRUE(Contains(again.message(), "already failed")) << again;
   EXPECT_EQ(store_->GetExperiment("exp-1")->state, "failed");
   EXPECT_EQ(store_->GetExperiment("exp-1")->finished_ns, 5);
+}
+
+TEST_F(ResultsStoreTest, APartialRunIsFinishedAsPartialAndCounted) {
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-1", 1)));
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-2", 2)));
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-3", 3)));
+  ASSERT_OK(store_->FinishExperiment("exp-1", "partial", 5));
+  ASSERT_OK(store_->FinishExperiment("exp-2", "partial", 6));
+  EXPECT_EQ(store_->GetExperiment("exp-1")->state, "partial");
+  const auto counts = store_->CountExperimentsByState();
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(*counts, (std::map<std::string, int64_t>{{"partial", 2}, {"running", 1}}));
+  const absl::Status bad = store_->FinishExperiment("exp-3", "half-done", 7);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_TRUE(Contains(bad.message(), "partial")) << bad;
+}
+
+TEST_F(ResultsStoreTest, GetSamplesAfterFollowsARunningTaskWithoutGapsOrRepeats) {
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-1", 1)));
+  ASSERT_OK(store_->PutTask(Task("exp-1", "client-1")));
+  ASSERT_OK(store_->AppendSamples("exp-1", "client-1", Samples(0, 10)));
+  // A reader that saw nothing yet, in pages of 4.
+  std::vector<SampleRecord> seen;
+  int64_t cursor = -1;
+  for (int page = 0; page < 10; ++page) {
+    auto got = store_->GetSamplesAfter("exp-1", "client-1", cursor, 4);
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (got->empty()) break;
+    EXPECT_LE(got->size(), 4u);
+    cursor = static_cast<int64_t>(got->back().seq);
+    seen.insert(seen.end(), got->begin(), got->end());
+    if (page == 1) ASSERT_OK(store_->AppendSamples("exp-1", "client-1", Samples(10, 5)));
+  }
+  EXPECT_EQ(seen, Samples(0, 15));
+  EXPECT_TRUE(store_->GetSamplesAfter("exp-1", "nobody", -1, 4)->empty());
+  EXPECT_EQ(store_->GetSamplesAfter("exp-1", "client-1", -1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(ResultsStoreTest, SetTaskStateChangesStateAndDetailOfAnExistingTaskOnly) {
