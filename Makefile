@@ -1,6 +1,6 @@
 # The user's entry points. Every target sets up (fast when done) and builds what it needs.
 #
-#   make demo             local lab (controller + 4 agents) up, four-scheme run, table
+#   make demo             local lab (controller + 4 agents + dashboard) up, four-scheme run, table
 #   make test             set up, build, run every test (ctest)
 #   make four-clients     RAW/EWMA/Kalman/PID through the controller ($(SERVER) if set: direct)
 #   make three-clients    EWMA, Kalman, PID, 50 probes each ($(SERVER) if set: direct)
@@ -52,7 +52,8 @@ define run_clients
 endef
 
 demo: four-clients
-	@echo "The lab stays up: $(LABCTL) results list, $(LABCTL) agents; stop it with make lab-down."
+	@echo "The lab stays up: the dashboard is at http://127.0.0.1:8080/; $(LABCTL) results list,"
+	@echo "$(LABCTL) agents; stop it with make lab-down."
 
 four-clients: build
 	$(call run_clients,raw$(,)ewma$(,)kalman$(,)pid,500)

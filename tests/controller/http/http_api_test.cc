@@ -132,7 +132,7 @@ class HttpApiTest : public ::testing::Test {
     EXPECT_TRUE(res) << path << ": " << httplib::to_string(res.error());
     if (!res) return nullptr;
     EXPECT_EQ(res->status, expected_status) << path << ": " << res->body;
-    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json") << path;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json; charset=utf-8") << path;
     auto j = nlohmann::json::parse(res->body, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << path << ": " << res->body;
     return j;
@@ -279,6 +279,23 @@ TEST_F(HttpApiTest, LargeRunsAreDownsampledKeepingTheSpikes) {
   EXPECT_NE(std::find(cseqs.begin(), cseqs.end(), 4'321u), cseqs.end());
   // The default is bounded too.
   EXPECT_LE(GetJson("/api/v1/experiments/big/samples")["tasks"][0]["points"].get<int>(), 5000);
+}
+
+TEST_F(HttpApiTest, SamplesOfARunningRunAreNeverStaleAndAFinishedRunsAnswerIsStable) {
+  const std::string id = "run";
+  ASSERT_TRUE(store_->CreateExperiment({id, "timesync", "{}", "running", kCreated, 0}).ok());
+  ASSERT_TRUE(store_->PutTask({id, "client-raw", "agent-2", "client", "raw", "running", ""}).ok());
+  ASSERT_TRUE(store_->AppendSamples(id, "client-raw", Samples(0, 10)).ok());
+  Start();
+  const std::string path = "/api/v1/experiments/run/samples";
+  EXPECT_EQ(GetJson(path)["tasks"][0]["points"], 10);
+  ASSERT_TRUE(store_->AppendSamples(id, "client-raw", Samples(10, 5)).ok());
+  EXPECT_EQ(GetJson(path)["tasks"][0]["points"], 15);
+  ASSERT_TRUE(store_->FinishExperiment(id, "completed", kCreated + 1).ok());
+  const auto first = GetJson(path);
+  EXPECT_EQ(first["tasks"][0]["points"], 15);
+  EXPECT_EQ(GetJson(path), first);  // the second answer (remembered) is the same
+  EXPECT_NE(GetJson(path + "?keep=offset"), nlohmann::json());  // another key answers too
 }
 
 TEST_F(HttpApiTest, BadSampleQueriesAre400WithTheAllowedValues) {
@@ -561,6 +578,32 @@ TEST_F(HttpApiTest, TheDashboardsFilesAndTheChartLibraryAreServedFromTheWebRoot)
     EXPECT_GE(outside->status, 400) << path;
     EXPECT_THAT(outside->body, ::testing::Not(HasSubstr("SQLite"))) << path;
   }
+}
+
+TEST_F(HttpApiTest, NothingIsBrotliCompressedAndTheApiIsSentPlain) {
+  // Brotli at httplib's quality takes seconds per megabyte: a browser asking for br must get
+  // the files gzipped at most, and the JSON plain.
+  ASSERT_NO_FATAL_FAILURE(StoreFinishedRun("exp-1", kCreated, 5000));
+  const std::filesystem::path web = dir_.path() / "web";
+  std::filesystem::create_directories(web);
+  std::ofstream(web / "index.html")
+      << "<!doctype html><html>" << std::string(20000, 'x') << "</html>";
+  DashboardOptions options;
+  options.web_root = web.string();
+  Start(options);
+  const httplib::Headers browser = {{"Accept-Encoding", "gzip, deflate, br, zstd"}};
+  client_->set_decompress(false);
+  auto api = client_->Get("/api/v1/experiments/exp-1/samples", browser);
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->status, 200);
+  EXPECT_EQ(api->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(api->body.front(), '{');
+  auto page = client_->Get("/", browser);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->get_header_value("Content-Encoding"), "gzip");
+  auto br_only = client_->Get("/", httplib::Headers{{"Accept-Encoding", "br"}});
+  ASSERT_TRUE(br_only);
+  EXPECT_EQ(br_only->get_header_value("Content-Encoding"), "");
 }
 
 TEST_F(HttpApiTest, WithoutTheDashboardsFilesTheRootSaysHowToGetThemAndTheApiStillWorks) {
