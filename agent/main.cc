@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "agent/agent.h"
 #include "common/logging.h"
+#include "dataplane/net/socket_address.h"
 #include "labnet/cli_util.h"
 
 int main(int argc, char** argv) {
@@ -19,7 +20,9 @@ int main(int argc, char** argv) {
   lab::cli::LogFlags log;
   app.add_option("--controller", options.controller, "controller HOST:PORT")->capture_default_str();
   app.add_option("--name", name, "this agent's name in the lab (default: the host name)");
-  app.add_option("--address", options.lab_address, "this agent's lab address (its servers bind it)")
+  app.add_option("--address", options.lab_address,
+                 "this agent's lab address (its servers bind it); auto: this host's first "
+                 "non-loopback IPv4 address (containers)")
       ->capture_default_str();
   app.add_option("--max-tasks", options.max_tasks, "tasks at once")->capture_default_str();
   app.add_flag("--insecure", options.transport.insecure,
@@ -34,6 +37,14 @@ int main(int argc, char** argv) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     name = host;
+  }
+  if (options.lab_address == "auto") {
+    auto address = lab::net::FirstNonLoopbackIpv4();
+    if (!address.ok()) {
+      std::cerr << "lab-agent: --address auto: " << address.status().message() << "\n";
+      return 2;
+    }
+    options.lab_address = *address;
   }
   if (!log.Apply("lab-agent-" + name)) return 2;
   options.info.set_name(name);

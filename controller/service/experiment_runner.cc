@@ -125,7 +125,9 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
   for (const AgentSnapshot& a : agents) {
     if (&a != server_agent) others.push_back(&a);
   }
-  if (others.empty()) others.push_back(server_agent);  // one agent: it runs everything
+  // The server's agent comes last: N clients land on N different agents whenever the lab has
+  // N agents, and the server's host takes a client only when the others all have one.
+  others.push_back(server_agent);
 
   const int64_t now = clock_.NowNs();
   auto active = std::make_shared<Active>();
@@ -338,8 +340,9 @@ absl::StatusOr<std::string> ExperimentRunner::SummaryJson(const std::string& exp
   if (!summaries.ok()) return summaries.status();
   auto agents = store_.ListAgents(experiment_id);
   if (!agents.ok()) return agents.status();
-  absl::flat_hash_map<std::string, std::string> clock_of;
+  absl::flat_hash_map<std::string, std::string> clock_of, address_of;
   for (const AgentRecord& a : *agents) {
+    address_of[a.name] = a.address;
     const auto meta = nlohmann::json::parse(a.metadata_json, nullptr, false);
     clock_of[a.name] = meta.is_object() ? meta.value("clock_id", "") : "";
   }
@@ -361,6 +364,7 @@ absl::StatusOr<std::string> ExperimentRunner::SummaryJson(const std::string& exp
     c["scheme"] = t.scheme;
     c["task_id"] = t.task_id;
     c["agent"] = t.agent_name;
+    c["agent_address"] = address_of[t.agent_name];
     c["state"] = t.state;
     if (!t.detail.empty()) c["detail"] = t.detail;
     // Known only when client and server read the same kernel clock.

@@ -1,8 +1,9 @@
 // Runs experiments across the connected agents and keeps their results.
 //
 // The time-sync experiment: validate the spec (nothing starts on a bad one), place a time
-// server on one agent and one client per requested scheme over the others (several per
-// agent when there are fewer agents than clients), start the server and wait for its
+// server on one agent and one client per requested scheme round-robin over the others and
+// then the server's agent (several per agent when there are fewer agents than clients), so
+// N clients run on N different agents when there are N; start the server and wait for its
 // address, start the clients, store every sample as it arrives, and end when every client
 // completed, failed or was lost (its agent went away). Results go to the ResultsStore, so a
 // controller restart loses no finished run. Thread-safe; Run() blocks its caller.
@@ -59,8 +60,9 @@ class ExperimentRunner : public AgentEvents {
   absl::Status Run(const lab::v1::ExperimentSpec& spec, const EventSink& sink);
 
   // {"experiment_id":…, "state":…, "clients":[…]} of a stored experiment: each client's
-  // summary (the fields of `labnet ts-client --output json`) plus "agent", "state",
-  // "task_id" and "truth_known"; lost clients carry only those. NotFound for unknown ids.
+  // summary (the fields of `labnet ts-client --output json`) plus "agent", "agent_address"
+  // (its lab addresses, comma-separated), "state", "task_id" and "truth_known"; lost clients
+  // carry only those. NotFound for unknown ids.
   absl::StatusOr<std::string> SummaryJson(const std::string& experiment_id) const;
 
   // Call before the first Run; `observer` (may be null) must outlive the runner.

@@ -1,11 +1,16 @@
 #include "dataplane/net/socket_address.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include <cerrno>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 
 namespace lab::net {
 
@@ -105,6 +110,25 @@ bool SocketAddress::IsLoopback() const {
     return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr);
   }
   return false;
+}
+
+absl::StatusOr<std::string> FirstNonLoopbackIpv4() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    return ErrnoToStatus(errno, "getifaddrs");
+  }
+  std::string found;
+  for (const ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if ((i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    const SocketAddress address = SocketAddress::FromSockaddr(i->ifa_addr, sizeof(sockaddr_in));
+    if (!address.IsLoopback()) found = address.HostString();
+  }
+  freeifaddrs(list);
+  if (found.empty()) {
+    return absl::NotFoundError("this host has no IPv4 address beyond loopback; pass --address");
+  }
+  return found;
 }
 
 }  // namespace lab::net

@@ -52,6 +52,10 @@ class SocketAddress {
   socklen_t size_ = 0;
 };
 
+// The IPv4 address of the first interface that is up and not loopback, in getifaddrs()
+// order (in a container: its address on its first network). NotFound when there is none.
+absl::StatusOr<std::string> FirstNonLoopbackIpv4();
+
 }  // namespace lab::net
 
 #endif  // DATAPLANE_NET_SOCKET_ADDRESS_H_

@@ -133,10 +133,12 @@ TEST_F(ControlPlaneTest, FourSchemeRunAcrossThreeAgentsAccountsForEveryProbe) {
     EXPECT_EQ(c["received"].get<int>() + c["lost"].get<int>(), 200);
     EXPECT_EQ(c["lost"], 0);
     EXPECT_TRUE(c["truth_known"].get<bool>());  // all agents on this kernel
+    EXPECT_FALSE(c["agent_address"].get<std::string>().empty());
     agents.insert(c["agent"].get<std::string>());
   }
-  // The server takes one agent; the four clients share the other two.
-  EXPECT_EQ(agents.size(), 2u);
+  // The four clients go round the two agents without the server, then the server's: each of
+  // the three agents runs at least one.
+  EXPECT_EQ(agents.size(), 3u);
 
   // The stored samples account for every answered probe.
   grpc::ClientContext export_context;
@@ -156,7 +158,8 @@ TEST_F(ControlPlaneTest, AgentKilledMidRunMarksOnlyItsClientsLostWithinFiveSecon
   ASSERT_NO_FATAL_FAILURE(StartController());
   for (int k = 1; k <= 3; ++k) ASSERT_NO_FATAL_FAILURE(StartAgent(k));
   ASSERT_NO_FATAL_FAILURE(WaitForAgents(3));
-  // The server goes to agent-1 (first by name); the clients alternate agent-2, agent-3.
+  // The server goes to agent-1 (first by name); the clients go round agent-2, agent-3,
+  // agent-1: agent-2 runs the first and the fourth.
   grpc::ClientContext context;
   rpc::SetDeadline(context, absl::Seconds(90));
   auto reader = stub_->RunExperiment(&context, FourSchemes(2000, 5'000'000));

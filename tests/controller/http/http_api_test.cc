@@ -187,6 +187,7 @@ TEST_F(HttpApiTest, OneExperimentHasItsSpecAgentsTasksSummaryAndExactHistograms)
   EXPECT_EQ(j["tasks"][1]["scheme"], "kalman");
   ASSERT_EQ(j["summary"]["clients"].size(), 2u);
   EXPECT_EQ(j["summary"]["clients"][0]["truth_known"], true);  // same clock as the server
+  EXPECT_EQ(j["summary"]["clients"][0]["agent_address"], "127.0.0.3");
   EXPECT_EQ(j["summary"]["clients"][0]["error_us"]["abs_p99"], 0.99);
   const auto stored = store_->GetSummaries("exp-1")->at(0);
   const auto& h = j["histograms"]["client-kalman"];

@@ -96,5 +96,21 @@ TEST(UdpSocketTest, BindingABusyPortSaysSo) {
   EXPECT_NE(second.status().message().find("Address already in use"), std::string::npos);
 }
 
+TEST(SocketAddressTest, FirstNonLoopbackIpv4IsAnUpIpv4AddressABindSucceedsOn) {
+  auto address = FirstNonLoopbackIpv4();
+  if (absl::IsNotFound(address.status())) {
+    // A host with loopback only (a bare network namespace): the message says what to do.
+    EXPECT_NE(address.status().message().find("--address"), std::string::npos);
+    return;
+  }
+  ASSERT_TRUE(address.ok()) << address.status();
+  auto parsed = SocketAddress::Resolve(*address, 0);
+  ASSERT_TRUE(parsed.ok()) << *address;
+  EXPECT_EQ(parsed->family(), AF_INET);
+  EXPECT_FALSE(parsed->IsLoopback()) << *address;
+  // It is this host's: a socket binds it.
+  EXPECT_TRUE(UdpSocket::Bind(*parsed).ok()) << *address;
+}
+
 }  // namespace
 }  // namespace lab::net
