@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--web-root", web_root, "the dashboard's files (the repository's web/)")
       ->capture_default_str();
+  std::string dashboard_url;
+  app.add_option("--dashboard-url", dashboard_url,
+                 "the dashboard's address as users open it, when not http://HOST:PORT/ of --http "
+                 "(behind a published port or a proxy)");
   app.add_flag("--insecure", transport.insecure,
                "allow plaintext gRPC and HTTP beyond loopback (trusted networks only)");
   app.add_option("--db", db, "SQLite results file (created with its directory)")
@@ -117,7 +121,9 @@ int main(int argc, char** argv) {
       std::cerr << "lab-controller: " << started.status().message() << "\n";
       return absl::IsInvalidArgument(started.status()) ? 2 : 1;
     }
-    runner.SetDashboardUrl(dashboard->BaseUrl());
+    if (dashboard_url.empty()) dashboard_url = dashboard->BaseUrl();
+    if (dashboard_url.back() != '/') dashboard_url += '/';
+    runner.SetDashboardUrl(dashboard_url);
   }
   lab::controller::AgentServiceImpl agent_service(hub);
   lab::controller::LabControllerImpl lab_service(registry, runner, **store);
@@ -144,13 +150,13 @@ int main(int argc, char** argv) {
     nlohmann::json line{{"event", "listening"}, {"address", host}, {"port", port}};
     if (dashboard != nullptr) {
       line["http_port"] = dashboard->port();
-      line["dashboard"] = dashboard->BaseUrl();
+      line["dashboard"] = dashboard_url;
     }
     std::cout << line.dump() << std::endl;
   } else {
     std::cout << "lab-controller listening on " << host << ":" << port << " (results in " << db
               << ")" << std::endl;
-    if (dashboard != nullptr) std::cout << "dashboard: " << dashboard->BaseUrl() << std::endl;
+    if (dashboard != nullptr) std::cout << "dashboard: " << dashboard_url << std::endl;
   }
   logger->info("listening on {}:{}, results in {}", host, port, db);
 

@@ -431,6 +431,14 @@ export class RunView {
       this._closeStream();
       this._onEnd(msg.state);
     });
+    // The server's own failure (the store failed): say why and stop; EventSource would
+    // otherwise reconnect into the same failure.
+    es.addEventListener('failure', (ev) => {
+      let message = 'the live stream failed';
+      try { message = JSON.parse(ev.data).message || message; } catch { /* keep the default */ }
+      this._closeStream();
+      this._fail(new Error(message));
+    });
     es.addEventListener('error', () => {
       if (!this.es) return;
       if (es.readyState === EventSource.CLOSED) this._fail(new Error('the live stream closed before the run ended; reload to retry'));

@@ -69,10 +69,16 @@ const char* StatusName(int http_status) {
   }
 }
 
+// JSON text that never throws: strings from the request (a path with %FF in it) or the store
+// need not be UTF-8, and invalid sequences become U+FFFD.
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(body.dump(), kJson);
+  res.set_content(Dump(body), kJson);
 }
 
 void SendError(httplib::Response& res, int status, const std::string& message) {
@@ -148,6 +154,8 @@ struct LiveStream {
 // How many samples one poll sends per task at most (a reader resuming after a long gap gets
 // the rest on the next polls).
 constexpr int64_t kSamplesPerPoll = 50'000;
+// How far out of seq order a reply may arrive and still be streamed in order (probes).
+constexpr uint64_t kReorderWindow = 16;
 
 }  // namespace
 
@@ -188,6 +196,7 @@ struct DashboardServer::Impl {
   // /samples answers for finished runs (which never change), most recent last: a dashboard
   // switching columns or comparing runs does not reread 100 000s of rows each time.
   static constexpr std::size_t kCachedAnswers = 16;
+  static constexpr std::size_t kMaxCachedAnswerBytes = 4 << 20;  // at most 64 MiB in all
   std::mutex cache_mu;
   std::vector<std::pair<std::string, std::string>> cache;  // guarded by cache_mu
   std::optional<std::string> Cached(const std::string& key);
@@ -252,6 +261,18 @@ void DashboardServer::Impl::Routes() {
   server.Put(".*", not_allowed);
   server.Delete(".*", not_allowed);
   server.Patch(".*", not_allowed);
+  // A handler that throws (a bug) answers 500 in JSON instead of ending the process.
+  server.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        SendError(res, 500, absl::StrCat("internal error answering ", req.path, ": ", what));
+      });
   const httplib::Server::HandlerWithResponse on_error = [](const httplib::Request& req,
                                                            httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -398,7 +419,7 @@ void DashboardServer::Impl::GetSamples(const std::string& id, const httplib::Req
                                {"downsampled", downsampled},
                                {"tasks", std::move(list)}};
   SendJson(res, 200, body);
-  if (finished) Remember(key, res.body);
+  if (finished && res.body.size() <= kMaxCachedAnswerBytes) Remember(key, res.body);
 }
 
 void DashboardServer::Impl::Export(const std::string& id, httplib::Response& res) {
@@ -431,12 +452,18 @@ void DashboardServer::Impl::Events(const std::string& id, const httplib::Request
         }
         stream->started = true;
         bool write_failed = false;
-        absl::StatusOr<bool> finished = Poll(*stream, sink, write_failed);
+        absl::StatusOr<bool> finished;
+        try {  // httplib calls this outside its own exception handling
+          finished = Poll(*stream, sink, write_failed);
+        } catch (const std::exception& e) {
+          finished = absl::InternalError(absl::StrCat("the live stream failed: ", e.what()));
+        }
         if (write_failed) return false;  // the reader went away
         if (!finished.ok()) {
+          // Not "error": that name is EventSource's own event for a lost connection.
           const std::string event = absl::StrCat(
-              "event: error\ndata: ",
-              nlohmann::json{{"message", std::string(finished.status().message())}}.dump(), "\n\n");
+              "event: failure\ndata: ",
+              Dump(nlohmann::json{{"message", std::string(finished.status().message())}}), "\n\n");
           sink.write(event.data(), event.size());
           sink.done();
           return true;
@@ -469,16 +496,25 @@ absl::StatusOr<bool> DashboardServer::Impl::Poll(LiveStream& stream, httplib::Da
 
   nlohmann::json sample_tasks = nlohmann::json::array();
   bool more = false;  // a task had more samples than one poll sends
+  const bool running = !IsTerminal(experiment->state);
   for (const TaskRecord& t : *tasks) {
     if (t.role != "client") continue;
     Cursor& cursor = stream.cursors[t.task_id];
     const bool snapshot = first && !stream.resumed;
-    auto samples =
-        store.GetSamplesAfter(stream.experiment_id, t.task_id, cursor.last_seq,
-                              snapshot ? std::numeric_limits<int64_t>::max() : kSamplesPerPoll);
+    const int64_t limit = snapshot ? std::numeric_limits<int64_t>::max() : kSamplesPerPoll;
+    auto samples = store.GetSamplesAfter(stream.experiment_id, t.task_id, cursor.last_seq, limit);
     if (!samples.ok()) return samples.status();
+    const bool caught_up = static_cast<int64_t>(samples->size()) < limit;
+    more = more || !caught_up;
+    // Replies can arrive out of order: while the run goes on, the newest kReorderWindow seqs
+    // wait for the next poll, so a reordered reply still goes out in seq order.
+    if (running && caught_up && !samples->empty()) {
+      const uint64_t newest = samples->back().seq;
+      while (!samples->empty() && samples->back().seq + kReorderWindow > newest) {
+        samples->pop_back();
+      }
+    }
     if (samples->empty()) continue;
-    more = more || (!snapshot && static_cast<int64_t>(samples->size()) == kSamplesPerPoll);
     std::vector<std::size_t> chosen;
     if (snapshot) chosen = ChooseSamples(*samples, options.default_max_points, KeepColumn::kError);
     nlohmann::json columns =
@@ -490,11 +526,10 @@ absl::StatusOr<bool> DashboardServer::Impl::Poll(LiveStream& stream, httplib::Da
     cursor.count += samples->size();
   }
   if (!sample_tasks.empty()) {
-    write(absl::StrCat(
-        "id: ", EncodeCursors(stream.cursors), "\nevent: samples\ndata: ",
-        nlohmann::json{{"created_ns", experiment->created_ns}, {"tasks", std::move(sample_tasks)}}
-            .dump(),
-        "\n\n"));
+    write(absl::StrCat("id: ", EncodeCursors(stream.cursors), "\nevent: samples\ndata: ",
+                       Dump(nlohmann::json{{"created_ns", experiment->created_ns},
+                                           {"tasks", std::move(sample_tasks)}}),
+                       "\n\n"));
   }
 
   nlohmann::json progress_tasks = nlohmann::json::array();
@@ -511,13 +546,13 @@ absl::StatusOr<bool> DashboardServer::Impl::Poll(LiveStream& stream, httplib::Da
                               {"detail", t.detail}});
   }
   const std::string progress =
-      nlohmann::json{{"state", experiment->state}, {"tasks", progress_tasks}}.dump();
+      Dump(nlohmann::json{{"state", experiment->state}, {"tasks", progress_tasks}});
   if (progress != stream.last_progress) {
     write(absl::StrCat("event: progress\ndata: ", progress, "\n\n"));
     stream.last_progress = progress;
   }
-  if (IsTerminal(experiment->state) && !more) {
-    write(absl::StrCat("event: end\ndata: ", nlohmann::json{{"state", experiment->state}}.dump(),
+  if (!running && !more) {
+    write(absl::StrCat("event: end\ndata: ", Dump(nlohmann::json{{"state", experiment->state}}),
                        "\n\n"));
     return true;
   }

@@ -318,12 +318,14 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     const int clients = static_cast<int>(active->tasks.size()) - 1;
     state = complete == clients ? "completed" : complete > 0 ? "partial" : "failed";
   }
-  LogIfError(store_.FinishExperiment(active->id, state, clock_.NowNs()), active->id,
-             "recording the end");
+  // No longer active first: samples that come after this (a client past its deadline) are
+  // dropped, so what is stored when the run is final stays final.
   {
     std::lock_guard<std::mutex> lock(mu_);
     active_.erase(active->id);
   }
+  LogIfError(store_.FinishExperiment(active->id, state, clock_.NowNs()), active->id,
+             "recording the end");
   logger_->info("experiment {} {}", active->id, state);
   lab::v1::ExperimentEvent last = event(true, state);
   if (auto summary = SummaryJson(active->id); summary.ok()) last.set_summary_json(*summary);

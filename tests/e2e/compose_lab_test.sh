@@ -7,7 +7,8 @@
 #
 #   usage: tests/e2e/compose_lab_test.sh [LABCTL]      (CTest: compose_lab)
 #
-# Its own project name, host ports and lab subnet, so a lab the user has up is left alone.
+# Its own project name, image tag, host ports and lab subnet, so a lab the user has up is
+# left alone.
 # Exits 77 (CTest: skipped) when no Docker engine with Compose v2 answers, unless
 # LAB_REQUIRE_DOCKER=1 (CI sets it after scripts/docker-setup): then that is a failure.
 set -euo pipefail
@@ -29,20 +30,24 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 project="labe2e$$"
-export LAB_GRPC_PORT LAB_HTTP_PORT LAB_NET
+export LAB_GRPC_PORT LAB_HTTP_PORT LAB_NET LAB_IMAGE
+LAB_IMAGE="netlab:$project"
 LAB_GRPC_PORT=$(free_port)
 LAB_HTTP_PORT=$(free_port)
 LAB_NET="172.29.$((RANDOM % 200 + 20))"
 compose() { docker compose -p "$project" -f "$repo/compose.yaml" "$@"; }
 ctl() { "$labctl" --controller "127.0.0.1:$LAB_GRPC_PORT" "$@"; }
 work=$(mktemp -d)
+run_pid=""
 cleanup() {
   local rc=$?
+  if [[ -n "$run_pid" ]]; then kill "$run_pid" 2>/dev/null || true; wait "$run_pid" 2>/dev/null || true; fi
   if [[ $rc -ne 0 ]]; then
     echo "--- logs of the compose lab (exit $rc)"
     compose logs --no-color --tail 40 2>&1 | tail -200 || true
   fi
   compose down -v --remove-orphans >/dev/null 2>&1 || true
+  docker image rm "$LAB_IMAGE" >/dev/null 2>&1 || true  # the layers stay in the build cache
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -120,13 +125,24 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [[ -n "${id:-}" ]] || fail "the long run never showed up as running"
-victim=$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["tasks"]; print(t[0]["agent"])' "$work/samples.json")
-echo "   stopping $victim (runs ${id}'s first client)"
+python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["tasks"]; sys.exit(0 if len(t) == 4 and all(x["stored"] >= 50 for x in t) else 1)' \
+  "$work/samples.json" 2>/dev/null || fail "the long run's clients stored no samples within 20 s"
+# The victim runs a client but not the time server (that would lose every client).
+curl -fsS "http://127.0.0.1:$LAB_HTTP_PORT/api/v1/experiments/$id" >"$work/run-detail.json"
+victim=$(python3 - "$work/run-detail.json" <<'PY'
+import json, sys
+tasks = json.load(open(sys.argv[1]))["tasks"]
+server = [t["agent"] for t in tasks if t["role"] == "server"][0]
+print([t["agent"] for t in tasks if t["role"] == "client" and t["agent"] != server][0])
+PY
+)
+echo "   stopping $victim (runs a client of $id, not its server)"
 compose stop -t 5 "$victim"
 set +e
 wait "$run_pid"
 code=$?
 set -e
+run_pid=""
 [[ $code -eq 3 ]] || { cat "$work/lost.err"; fail "labctl exited $code, expected 3 (partial)"; }
 python3 - "$work/lost.json" "$victim" <<'PY' || fail "the partial run's result is wrong"
 import json, sys
