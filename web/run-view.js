@@ -448,6 +448,10 @@ export class RunView {
 
   _onSamples(msg) {
     this.streamNote.textContent = 'live';
+    if ((msg.tasks || []).some((s) => s.downsampled)) {
+      // Joined a big run mid-way: the history came thinned to its extremes.
+      this._setHistCaption('live', 'live: samples so far (earlier ones thinned to their extremes)');
+    }
     this._addTasks(msg.tasks || []);
     if (!this.pending) this.pending = { curve: new Map(), errors: new Map() };
     const metric = this.ctx.metric;

@@ -1,9 +1,12 @@
 #include "controller/http/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -113,6 +116,22 @@ absl::StatusOr<int64_t> IntParam(const httplib::Request& req, const char* name, 
 
 bool IsTerminal(const std::string& experiment_state) { return experiment_state != "running"; }
 
+// Whether a Host header names loopback: "localhost", 127.x.y.z or [::1], with or without a
+// port. An absent header (HTTP/1.0 clients) is accepted: it names nothing to rebind.
+bool LoopbackHostHeader(const std::string& host_header) {
+  if (host_header.empty()) return true;
+  std::string host = host_header;
+  if (host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  in_addr v4{};
+  const bool loopback_v4 =
+      inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+  return host == "localhost" || host == "[::1]" || loopback_v4;
+}
+
 // Where a live stream's reader is: per client task, the last seq sent and how many samples.
 struct Cursor {
   int64_t last_seq = -1;
@@ -192,6 +211,7 @@ struct DashboardServer::Impl {
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;  // guarded by mu
+  std::atomic<int> open_streams{0};
 
   // /samples answers for finished runs (which never change), most recent last: a dashboard
   // switching columns or comparing runs does not reread 100 000s of rows each time.
@@ -436,6 +456,12 @@ void DashboardServer::Impl::Events(const std::string& id, const httplib::Request
   auto experiment = store.GetExperiment(id);
   if (absl::IsNotFound(experiment.status())) return SendStatus(res, UnknownExperiment(id));
   if (!experiment.ok()) return SendStatus(res, experiment.status());
+  if (open_streams.fetch_add(1) >= options.max_streams) {
+    open_streams.fetch_sub(1);
+    return SendError(res, 503,
+                     absl::StrCat("too many live streams open (", options.max_streams,
+                                  "); close some dashboard tabs and retry"));
+  }
   auto stream = std::make_shared<LiveStream>();
   stream->experiment_id = id;
   if (req.has_header("Last-Event-ID")) {
@@ -445,7 +471,8 @@ void DashboardServer::Impl::Events(const std::string& id, const httplib::Request
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
-      "text/event-stream", [this, stream](std::size_t, httplib::DataSink& sink) {
+      "text/event-stream",
+      [this, stream](std::size_t, httplib::DataSink& sink) {
         if (stream->started && !WaitPoll()) {
           sink.done();
           return true;
@@ -470,7 +497,8 @@ void DashboardServer::Impl::Events(const std::string& id, const httplib::Request
         }
         if (*finished) sink.done();
         return true;
-      });
+      },
+      [this](bool) { open_streams.fetch_sub(1); });
 }
 
 bool DashboardServer::Impl::WaitPoll() {
@@ -521,6 +549,8 @@ absl::StatusOr<bool> DashboardServer::Impl::Poll(LiveStream& stream, httplib::Da
         SampleColumns(*samples, snapshot ? &chosen : nullptr, experiment->created_ns);
     columns["task_id"] = t.task_id;
     columns["scheme"] = t.scheme;
+    // Set when this first batch was thinned to its extremes (a big run joined mid-way).
+    columns["downsampled"] = snapshot && chosen.size() < samples->size();
     sample_tasks.push_back(std::move(columns));
     cursor.last_seq = static_cast<int64_t>(samples->back().seq);
     cursor.count += samples->size();
@@ -592,13 +622,22 @@ absl::StatusOr<int> DashboardServer::Start() {
   // Debian's cpp-httplib answers "Accept-Encoding: br" (every browser sends it) at Brotli's
   // slowest quality: seconds per megabyte. Offer it gzip at most. (The request is ours to
   // change: httplib hands it over as const, but owns it as a mutable local.)
-  d.server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  const bool check_host = !d.options.insecure;
+  d.server.set_pre_routing_handler([check_host](const httplib::Request& req,
+                                                httplib::Response& res) {
+    if (check_host && !LoopbackHostHeader(req.get_header_value("Host"))) {
+      SendError(res, 403,
+                absl::StrCat("Host '", req.get_header_value("Host"),
+                             "' is not this loopback server; open it as 127.0.0.1 or localhost"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     auto& headers = const_cast<httplib::Headers&>(req.headers);
     if (auto it = headers.find("Accept-Encoding"); it != headers.end()) {
       it->second = it->second.find("gzip") != std::string::npos ? "gzip" : "identity";
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  d.server.set_payload_max_length(64 * 1024);  // the API takes no bodies
   const int threads = d.options.threads;
   d.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   d.Routes();

@@ -24,13 +24,19 @@ namespace lab::controller {
 struct DashboardOptions {
   std::string host = "127.0.0.1";  // an IP address or "localhost"
   int port = 8080;                 // 0: any free port
-  bool insecure = false;           // allow a host beyond loopback (plain HTTP, no TLS)
+  // Allow a host beyond loopback (plain HTTP, no TLS). Without it, requests must also name a
+  // loopback host in their Host header (403 otherwise): a web page elsewhere cannot read the
+  // API through DNS rebinding.
+  bool insecure = false;
   // The folder with index.html (web/); empty or missing: only the API, and / explains why.
   std::string web_root;
   int64_t poll_interval_ns = 250'000'000;          // the live stream's store polls
   int64_t keepalive_interval_ns = 15'000'000'000;  // comment lines on a quiet stream
   int threads = 32;                                // requests and open streams at once
-  std::size_t default_max_points = 5000;           // per task, when the query gives none
+  // Open event streams at most (each holds a thread); beyond, /events answers 503. Keep it
+  // below `threads`, so that plain requests always find one.
+  int max_streams = 24;
+  std::size_t default_max_points = 5000;  // per task, when the query gives none
 };
 
 // The web root to use when none is given: $LAB_WEB_ROOT, else the first of

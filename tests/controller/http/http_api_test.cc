@@ -450,6 +450,7 @@ TEST_F(HttpApiTest, TheLiveStreamSendsEachNewSampleOnceThenProgressAndEnd) {
     return t.find("event: progress") != t.npos;
   })) << reader.text();
   EXPECT_EQ(SeqsOf(reader.Events(), "client-01-raw"), Range(0, 14));
+  EXPECT_EQ(reader.Events().front().data["tasks"][0]["downsampled"], false);
   // Then what is new, batch by batch, as it is stored.
   for (uint64_t first : {30u, 60u}) {
     ASSERT_TRUE(store_->AppendSamples(id, "client-01-raw", Samples(first, 30)).ok());
@@ -539,6 +540,7 @@ TEST_F(HttpApiTest, AFinishedRunStreamsItsSamplesDownsampledThenEndsAtOnce) {
   ASSERT_EQ(events.size(), 3u) << reader.text();
   EXPECT_EQ(events[0].name, "samples");
   EXPECT_LE(SeqsOf(events, "client-kalman").size(), 1000u);
+  EXPECT_EQ(events[0].data["tasks"][0]["downsampled"], true);
   EXPECT_EQ(events[1].data["tasks"][1]["progress"], 12'000);  // counts what is stored
   EXPECT_EQ(events[2].name, "end");
   EXPECT_EQ(events[2].data["state"], "completed");
@@ -651,6 +653,47 @@ TEST_F(HttpApiTest, WithoutTheDashboardsFilesTheRootSaysHowToGetThemAndTheApiSti
   EXPECT_EQ(page->status, 503);
   EXPECT_THAT(page->body, HasSubstr("--web-root"));
   EXPECT_EQ(GetJson("/api/v1/health")["status"], "ok");
+}
+
+TEST_F(HttpApiTest, ARequestNamingAnotherHostIsRefusedOnLoopback) {
+  // DNS rebinding: a page from elsewhere reaching 127.0.0.1 still sends its own host name.
+  Start();
+  for (const char* host : {"evil.example", "127.evil.example", "10.0.0.1:8080"}) {
+    auto res = client_->Get("/api/v1/experiments", httplib::Headers{{"Host", host}});
+    ASSERT_TRUE(res) << host;
+    EXPECT_EQ(res->status, 403) << host;
+    EXPECT_THAT(res->body, HasSubstr("127.0.0.1 or localhost")) << host;
+  }
+  for (const char* host : {"localhost:8080", "127.0.0.1", "127.0.0.5:80", "[::1]:8080"}) {
+    auto res = client_->Get("/api/v1/health", httplib::Headers{{"Host", host}});
+    ASSERT_TRUE(res) << host;
+    EXPECT_EQ(res->status, 200) << host;
+  }
+}
+
+TEST_F(HttpApiTest, LiveStreamsBeyondTheCapAre503SoPlainRequestsKeepAThread) {
+  ASSERT_TRUE(store_->CreateExperiment({"live", "timesync", "{}", "running", kCreated, 0}).ok());
+  DashboardOptions options;
+  options.max_streams = 1;
+  Start(options);
+  {
+    EventReader first(port_, "/api/v1/experiments/live/events");
+    ASSERT_TRUE(
+        first.WaitFor([](const std::string& t) { return t.find("event: progress") != t.npos; }));
+    EXPECT_THAT(
+        GetJson("/api/v1/experiments/live/events", 503)["error"]["message"].get<std::string>(),
+        HasSubstr("too many live streams"));
+    EXPECT_EQ(GetJson("/api/v1/health")["status"], "ok");
+  }
+  // The first reader went away: its slot is free again once the server notices.
+  ASSERT_TRUE(store_->FinishExperiment("live", "completed", kCreated + 1).ok());
+  bool reopened = false;
+  for (int i = 0; i < 200 && !reopened; ++i) {
+    auto res = client_->Get("/api/v1/experiments/live/events");
+    reopened = res && res->status == 200;
+    if (!reopened) std::this_thread::sleep_for(10ms);  // until the server sees the close
+  }
+  EXPECT_TRUE(reopened);
 }
 
 TEST_F(HttpApiTest, ServingBeyondLoopbackNeedsInsecure) {
