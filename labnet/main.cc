@@ -4,8 +4,13 @@
 //   labnet ts-client --server 127.0.0.1:12345 --mode kalman --count 500 --interval 5ms
 //                    --offset 25ms --drift-ppm 80 --output json
 //   labnet ts-demo   # server + RAW/EWMA/Kalman/PID clients in one process
+//   labnet tcp-server --port 5201 --mode echo|sink|source --engine epoll|threads
+//   labnet tcp-client --server 127.0.0.1:5201 --mode rr|bulk --connections 100 --threads 2
+//   labnet udp-server --port 5202 [--mode echo|sink]
+//   labnet udp-client --server 127.0.0.1:5202 [--rate 100k] --length 64 --output json
 //
-// Exit codes: 0 success, 1 the run failed (no server, socket error), 2 bad usage.
+// Exit codes: 0 success, 1 the run failed (no server, socket error), 2 bad usage,
+// 130 interrupted (servers: stopped by a signal, which is their normal end: 0).
 #include <functional>
 #include <iostream>
 #include <string>
@@ -13,7 +18,9 @@
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
 #include "labnet/cli_util.h"
+#include "labnet/tcp_commands.h"
 #include "labnet/timesync_commands.h"
+#include "labnet/udp_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"labnet: the network lab's data plane on this host (no controller needed)"};
@@ -24,6 +31,8 @@ int main(int argc, char** argv) {
 
   std::function<int()> run;
   lab::cli::AddTimeSyncCommands(app, &run);
+  lab::cli::AddTcpCommands(app, &run);
+  lab::cli::AddUdpCommands(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,36 +19,4 @@ constexpr double kRttEdges[] = {1,     2,      5,      10,     20,     50,    10
 std::span<const double> ErrorEdgesUs() { return kErrorEdges; }
 std::span<const double> RttEdgesUs() { return kRttEdges; }
 
-Histogram::Histogram(std::span<const double> edges)
-    : edges_(edges.begin(), edges.end()), counts_(edges.size() + 1, 0) {}
-
-void Histogram::Add(double value) {
-  // First edge >= value: the bucket whose upper bound (inclusive) holds it.
-  const auto it = std::lower_bound(edges_.begin(), edges_.end(), value);
-  ++counts_[static_cast<std::size_t>(it - edges_.begin())];
-  ++count_;
-  sum_ += value;
-  min_ = std::min(min_, value);
-  max_ = std::max(max_, value);
-}
-
-absl::Status Histogram::Merge(const Histogram& other) {
-  if (other.edges_ != edges_) {
-    return absl::FailedPreconditionError("cannot merge histograms with different bucket edges");
-  }
-  for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
-  count_ += other.count_;
-  sum_ += other.sum_;
-  min_ = std::min(min_, other.min_);
-  max_ = std::max(max_, other.max_);
-  return absl::OkStatus();
-}
-
-std::vector<uint64_t> Histogram::Cumulative() const {
-  std::vector<uint64_t> out(counts_.size());
-  uint64_t running = 0;
-  for (std::size_t i = 0; i < counts_.size(); ++i) out[i] = running += counts_[i];
-  return out;
-}
-
 }  // namespace lab::timesync

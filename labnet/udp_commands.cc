@@ -1,0 +1,7 @@
+#include "labnet/udp_commands.h"
+
+namespace lab::cli {
+
+void AddUdpCommands(CLI::App&, std::function<int()>*) {}
+
+}  // namespace lab::cli
