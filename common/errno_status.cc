@@ -2,7 +2,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace lab {
@@ -54,7 +58,16 @@ absl::Status ErrnoToStatus(int err, absl::string_view what) {
   char buf[128];
   // GNU strerror_r returns the message pointer (maybe not buf).
   const char* msg = strerror_r(err, buf, sizeof(buf));
-  return absl::Status(CodeForErrno(err), absl::StrCat(what, ": ", msg, " (errno ", err, ")"));
+  absl::Status status(CodeForErrno(err), absl::StrCat(what, ": ", msg, " (errno ", err, ")"));
+  status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::StrCat(err)));
+  return status;
+}
+
+int ErrnoOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kErrnoPayloadUrl);
+  int err = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &err)) return 0;
+  return err;
 }
 
 }  // namespace lab

@@ -10,8 +10,13 @@ namespace lab {
 // Returns a Status whose code follows the errno's retry meaning (EAGAIN/EINTR -> Unavailable,
 // EACCES/EPERM -> PermissionDenied, EADDRINUSE -> AlreadyExists, EINVAL -> InvalidArgument,
 // ENOBUFS/ENOMEM/EMFILE -> ResourceExhausted, ...) and whose message is
-// "<what>: <strerror(err)> (errno <err>)". `err` must be non-zero.
+// "<what>: <strerror(err)> (errno <err>)". `err` must be non-zero. The errno itself travels as
+// the payload kErrnoPayloadUrl, for callers that must tell errnos apart (ErrnoOf).
 absl::Status ErrnoToStatus(int err, absl::string_view what);
+
+inline constexpr char kErrnoPayloadUrl[] = "type.netlab/errno";
+// The errno a Status from ErrnoToStatus carries; 0 for any other Status.
+int ErrnoOf(const absl::Status& status);
 
 }  // namespace lab
 

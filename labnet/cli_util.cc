@@ -6,7 +6,10 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/errno_status.h"
 
@@ -38,6 +41,48 @@ absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_vie
                      ", got ", text));
   }
   return ns;
+}
+
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text, uint64_t min,
+                                    uint64_t max) {
+  absl::string_view digits = absl::StripAsciiWhitespace(text);
+  uint64_t scale = 1;
+  if (!digits.empty()) {
+    switch (absl::ascii_toupper(digits.back())) {
+      case 'K':
+        scale = uint64_t{1} << 10;
+        break;
+      case 'M':
+        scale = uint64_t{1} << 20;
+        break;
+      case 'G':
+        scale = uint64_t{1} << 30;
+        break;
+      default:
+        break;
+    }
+    if (scale != 1) digits.remove_suffix(1);
+  }
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(digits, &value) || value > max / scale || value * scale < min) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be a byte count in [", min, ", ", max,
+                     "] (suffixes K, M, G = 1024^n), got '", text, "'"));
+  }
+  return value * scale;
+}
+
+absl::StatusOr<std::pair<uint16_t, uint16_t>> ParsePortRange(absl::string_view flag,
+                                                             absl::string_view text) {
+  const std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(text, absl::MaxSplits('-', 1));
+  uint32_t first = 0, last = 0;
+  if (!absl::SimpleAtoi(parts.first, &first) || !absl::SimpleAtoi(parts.second, &last) ||
+      first < 1 || last > 65535 || first > last) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, got '", text, "'"));
+  }
+  return std::make_pair(static_cast<uint16_t>(first), static_cast<uint16_t>(last));
 }
 
 absl::Status CheckRange(absl::string_view flag, double value, double min, double max,

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
@@ -25,6 +26,15 @@ absl::StatusOr<int64_t> ParseDurationNs(absl::string_view flag, absl::string_vie
 // [min, max] (min excluded when `min_exclusive`).
 absl::Status CheckRange(absl::string_view flag, double value, double min, double max,
                         bool min_exclusive = false);
+
+// Parses a byte count, "64", "128K", "1M", "1G" (K = 1024, as iperf3's --length), within
+// [min, max]. InvalidArgument names the flag, the value and what is accepted.
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text, uint64_t min,
+                                    uint64_t max);
+
+// Parses --`flag` "FIRST-LAST" (1 <= FIRST <= LAST <= 65535). InvalidArgument explains the form.
+absl::StatusOr<std::pair<uint16_t, uint16_t>> ParsePortRange(absl::string_view flag,
+                                                             absl::string_view text);
 
 // The logging flags every binary takes: --log-level, --log-dir, --log-max-size,
 // --log-max-files.

@@ -1,7 +1,9 @@
 // UDP sockets with batched I/O (recvmmsg/sendmmsg) and kernel receive timestamps.
 //
-// Threading: a UdpSocket may be used by one thread at a time; DatagramBatch and SendBatch are
-// per-thread scratch buffers. Errors come back as Status (errno converted in one place).
+// Threading: a UdpSocket may be used by one thread at a time, or by one sending and one
+// receiving thread at once (the kernel serialises them; the object holds no mutable state);
+// DatagramBatch and SendBatch are per-thread scratch buffers. Errors come back as Status (errno
+// converted in one place).
 #ifndef DATAPLANE_NET_UDP_SOCKET_H_
 #define DATAPLANE_NET_UDP_SOCKET_H_
 

@@ -42,4 +42,30 @@ nlohmann::json IntervalToJson(const IntervalSample& sample) {
           {"errors", sample.errors}};
 }
 
+nlohmann::json LatencySummaryJson(const stats::Histogram& latency_us) {
+  const bool empty = latency_us.count() == 0;
+  auto q = [&](double quantile) { return NumberOrNull(latency_us.Quantile(quantile)); };
+  return {{"p50", q(0.5)},
+          {"p99", q(0.99)},
+          {"p999", q(0.999)},
+          {"min", empty ? nlohmann::json(nullptr) : nlohmann::json(latency_us.min())},
+          {"max", empty ? nlohmann::json(nullptr) : nlohmann::json(latency_us.max())},
+          {"mean", NumberOrNull(latency_us.mean())},
+          {"count", latency_us.count()}};
+}
+
+nlohmann::json SparseBucketsJson(const stats::Histogram& histogram, absl::string_view edges_name) {
+  nlohmann::json buckets = nlohmann::json::array();
+  const auto counts = histogram.bucket_counts();
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] != 0) buckets.push_back({i, counts[i]});
+  }
+  return {
+      {"edges", std::string(edges_name)},
+      {"buckets", std::move(buckets)},
+      {"sum", histogram.sum()},
+      {"min", histogram.count() == 0 ? nlohmann::json(nullptr) : nlohmann::json(histogram.min())},
+      {"max", histogram.count() == 0 ? nlohmann::json(nullptr) : nlohmann::json(histogram.max())}};
+}
+
 }  // namespace lab::traffic

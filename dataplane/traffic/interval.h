@@ -7,6 +7,8 @@
 #include <functional>
 #include <limits>
 
+#include "absl/strings/string_view.h"
+#include "dataplane/stats/histogram.h"
 #include "nlohmann/json.hpp"
 
 namespace lab::traffic {
@@ -43,6 +45,13 @@ using IntervalCallback = std::function<void(const IntervalSample&)>;
 //  "latency_us": {"p50":…, "p99":…, "max":…} (null values when none), "jitter_us":…|null,
 //  "errors":…}
 nlohmann::json IntervalToJson(const IntervalSample& sample);
+
+// {"p50","p99","p999","min","max","mean","count"} of a latency histogram (null values when
+// empty). Shared by the TCP and UDP reports.
+nlohmann::json LatencySummaryJson(const stats::Histogram& latency_us);
+// Non-empty buckets as [[index, count], …] with the edges' name, so histograms from several
+// clients merge by adding counts per index.
+nlohmann::json SparseBucketsJson(const stats::Histogram& histogram, absl::string_view edges_name);
 
 }  // namespace lab::traffic
 

@@ -20,6 +20,10 @@ TEST(ErrnoStatusTest, MapsErrnoByRetryMeaningAndKeepsTheMessage) {
   const absl::Status s = ErrnoToStatus(ENOENT, "open x");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(s.message(), "open x: No such file or directory (errno 2)");
+  EXPECT_EQ(ErrnoOf(s), ENOENT);
+  EXPECT_EQ(ErrnoOf(ErrnoToStatus(ECONNREFUSED, "send")), ECONNREFUSED);
+  EXPECT_EQ(ErrnoOf(absl::UnavailableError("no errno here (errno 111)")), 0);
+  EXPECT_EQ(ErrnoOf(absl::OkStatus()), 0);
 }
 
 absl::StatusOr<int> Half(int x) {
