@@ -1,6 +1,9 @@
 #include "agent/agent.h"
 
+#include <algorithm>
+#include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -12,8 +15,13 @@
 #include "dataplane/timesync/client.h"
 #include "dataplane/timesync/report.h"
 #include "dataplane/timesync/server.h"
+#include "dataplane/traffic/tcp_client.h"
+#include "dataplane/traffic/tcp_server.h"
+#include "dataplane/traffic/udp_client.h"
+#include "dataplane/traffic/udp_server.h"
 #include "grpcpp/create_channel.h"
 #include "rpc/timesync_conversion.h"
+#include "rpc/traffic_conversion.h"
 
 namespace lab::agent {
 
@@ -56,6 +64,7 @@ struct Agent::RunningTask {
   std::atomic<bool> cancel{false};
   std::atomic<bool> done{false};
   std::mutex mu;
+  std::condition_variable cv;              // signalled by RequestStop
   timesync::TimeServer* server = nullptr;  // server tasks, while running (guarded by mu)
   std::jthread thread;
 
@@ -63,6 +72,13 @@ struct Agent::RunningTask {
     cancel = true;
     std::lock_guard<std::mutex> lock(mu);
     if (server != nullptr) server->Stop();
+    cv.notify_all();
+  }
+
+  // Blocks until RequestStop.
+  void WaitForStop() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return cancel.load(); });
   }
 };
 
@@ -149,6 +165,10 @@ class Agent::Session {
         RunServer(task, *running);
       } else if (task.has_time_client()) {
         RunClient(task, *running);
+      } else if (task.has_tcp_server() || task.has_udp_server()) {
+        RunTrafficServer(task, *running);
+      } else if (task.has_tcp_client() || task.has_udp_client()) {
+        RunTrafficClient(task, *running);
       } else {
         Send(Update(task, lab::v1::TASK_STATE_FAILED, "this agent cannot run that kind of task"));
       }
@@ -265,6 +285,113 @@ class Agent::Session {
     Send(std::move(complete));
   }
 
+  // A TCP or UDP traffic server: runs until the controller stops the task.
+  void RunTrafficServer(const lab::v1::Task& task, RunningTask& running) {
+    const std::string& bind = agent_.options_.lab_address;
+    const bool insecure = agent_.options_.transport.insecure;
+    std::unique_ptr<traffic::TcpServer> tcp;
+    std::unique_ptr<traffic::UdpTrafficServer> udp;
+    absl::Status status;
+    if (task.has_tcp_server()) {
+      auto options = rpc::FromProto(task.tcp_server(), bind, insecure);
+      auto server = options.ok()
+                        ? traffic::TcpServer::Start(*options, agent_.logger_)
+                        : absl::StatusOr<std::unique_ptr<traffic::TcpServer>>(options.status());
+      if (server.ok()) tcp = std::move(*server);
+      status = server.status();
+    } else {
+      auto options = rpc::FromProto(task.udp_server(), bind, insecure);
+      auto server =
+          options.ok()
+              ? traffic::UdpTrafficServer::Start(*options)
+              : absl::StatusOr<std::unique_ptr<traffic::UdpTrafficServer>>(options.status());
+      if (server.ok()) udp = std::move(*server);
+      status = server.status();
+    }
+    if (!status.ok()) {
+      Send(Update(task, lab::v1::TASK_STATE_FAILED, std::string(status.message())));
+      return;
+    }
+    const std::string endpoint =
+        tcp != nullptr ? tcp->local_address().ToString() : udp->local_address().ToString();
+    Send(Update(task, lab::v1::TASK_STATE_RUNNING, endpoint));
+    running.WaitForStop();
+    std::string summary;
+    if (tcp != nullptr) {
+      tcp->Stop();
+      summary = traffic::TcpServerCountersToJson(tcp->counters()).dump();
+    } else {
+      udp->Stop();
+      summary = traffic::UdpServerStatsToJson(*udp).dump();
+    }
+    AgentMessage stopped = Update(task, lab::v1::TASK_STATE_STOPPED, "");
+    stopped.mutable_task_update()->set_summary_json(std::move(summary));
+    Send(std::move(stopped));
+  }
+
+  // A TCP or UDP traffic client: streams one sample per interval, then its report.
+  void RunTrafficClient(const lab::v1::Task& task, RunningTask& running) {
+    uint64_t seq = 0;
+    const bool is_tcp = task.has_tcp_client();
+    const int64_t duration_ns =
+        is_tcp ? task.tcp_client().duration_ns() : task.udp_client().duration_ns();
+    // Progress in milliseconds of the run's duration (0 total when it is open-ended).
+    const uint64_t total_ms = static_cast<uint64_t>(std::max<int64_t>(duration_ns, 0) / 1'000'000);
+    const auto on_interval = [&](const traffic::IntervalSample& sample) {
+      AgentMessage m;
+      auto* batch = m.mutable_samples();
+      batch->set_task_id(task.task_id());
+      batch->set_experiment_id(task.experiment_id());
+      rpc::ToProto(sample, seq++, batch->add_intervals());
+      Send(std::move(m));
+      AgentMessage progress = Update(task, lab::v1::TASK_STATE_RUNNING, "");
+      progress.mutable_task_update()->set_progress(
+          std::min<uint64_t>(total_ms, static_cast<uint64_t>(sample.end_s * 1000)));
+      progress.mutable_task_update()->set_total(total_ms);
+      Send(std::move(progress));
+    };
+    absl::StatusOr<std::string> summary;
+    if (is_tcp) {
+      auto options = rpc::FromProto(task.tcp_client());
+      if (!options.ok()) {
+        summary = options.status();
+      } else {
+        auto report = traffic::RunTcpClient(*options, &running.cancel, on_interval);
+        if (report.ok()) {
+          summary = traffic::TcpClientReportToJson(*report).dump();
+        } else {
+          summary = report.status();
+        }
+      }
+    } else {
+      auto options = rpc::FromProto(task.udp_client());
+      if (!options.ok()) {
+        summary = options.status();
+      } else {
+        auto report =
+            traffic::RunUdpClient(*options, RealtimeClock::Get(), &running.cancel, on_interval);
+        if (report.ok()) {
+          summary = traffic::UdpClientReportToJson(*report).dump();
+        } else {
+          summary = report.status();
+        }
+      }
+    }
+    if (!summary.ok()) {
+      Send(Update(task, lab::v1::TASK_STATE_FAILED, std::string(summary.status().message())));
+      return;
+    }
+    if (running.cancel) {
+      Send(Update(task, lab::v1::TASK_STATE_STOPPED, "stopped"));
+      return;
+    }
+    AgentMessage complete = Update(task, lab::v1::TASK_STATE_COMPLETE, "");
+    complete.mutable_task_update()->set_progress(total_ms);
+    complete.mutable_task_update()->set_total(total_ms);
+    complete.mutable_task_update()->set_summary_json(*std::move(summary));
+    Send(std::move(complete));
+  }
+
   Agent& agent_;
   Stream* stream_;
   std::mutex mu_;
@@ -283,6 +410,9 @@ Agent::Agent(AgentOptions options, std::shared_ptr<spdlog::logger> logger)
   if (options_.info.capabilities().empty()) {
     options_.info.add_capabilities("timesync.server");
     options_.info.add_capabilities("timesync.client");
+    for (const char* c : {"tcp.server", "tcp.client", "udp.server", "udp.client"}) {
+      options_.info.add_capabilities(c);
+    }
   }
   if (options_.info.timestamping().empty()) options_.info.set_timestamping(TimestampingFact());
   if (options_.info.clock_id().empty()) options_.info.set_clock_id(ClockId());

@@ -10,6 +10,7 @@
 #include "labctl/local_lab.h"
 #include "labctl/query_commands.h"
 #include "labctl/run_command.h"
+#include "labctl/traffic_run.h"
 #include "labnet/cli_util.h"
 
 namespace lab::labctl {
@@ -169,8 +170,72 @@ int RunLabctl(int argc, const char* const* argv, Environment& env) {
   AddOptional(run, "--ki", &run_flags.ki, "PID integral gain, on drift (0.05)")->group(params);
   AddOptional(run, "--kd", &run_flags.kd, "PID derivative gain (0)")->group(params);
   run->callback([&] {
+    if (command) return;  // `run tcp` / `run udp` chose already
     command = [&](const GlobalOptions& global) {
       auto request = BuildRunRequest(run_flags);
+      if (!request.ok()) return Usage(env, request.status());
+      return RunExperiment(*request, global, env);
+    };
+  });
+
+  // run tcp / run udp: traffic experiments.
+  run->require_subcommand(0, 1);
+  TcpRunFlags tcp_flags;
+  UdpRunFlags udp_flags;
+  const auto add_common = [](CLI::App* cmd, TrafficFlags* f) {
+    AddOptional(cmd, "--clients", &f->clients,
+                "client tasks (default: one on each agent but the server's)");
+    cmd->add_option("--duration,-t", f->duration, "how long the clients run")
+        ->capture_default_str();
+    cmd->add_option("--interval,-i", f->interval, "a sample per client every this long")
+        ->capture_default_str();
+    AddOptional(cmd, "--length,-l", &f->length,
+                "bytes per request / write / datagram (K, M suffixes)");
+    AddOptional(cmd, "--server-agent", &f->server_agent,
+                "agent to run the server on (default: the controller chooses)");
+    AddOptional(cmd, "--name", &f->name, "a name to find the run by later");
+  };
+  CLI::App* tcp = run->add_subcommand(
+      "tcp", "TCP traffic: a labnet tcp-server on one agent, tcp-clients on the others");
+  tcp->footer(
+      "Examples:\n  labctl run tcp --mode rr --connections 100 --threads 2 --duration 10s\n"
+      "  labctl run tcp --mode bulk --duration 5s            # throughput to a sink\n"
+      "  labctl run tcp --mode bulk --reverse                # throughput from a source\n");
+  add_common(tcp, &tcp_flags.common);
+  tcp->add_option("--mode", tcp_flags.mode, "rr (request/response) or bulk")->capture_default_str();
+  tcp->add_flag("--reverse,-R", tcp_flags.reverse, "bulk: the server sends");
+  tcp->add_option("--connections,-P", tcp_flags.connections, "connections per client")
+      ->capture_default_str();
+  tcp->add_option("--threads", tcp_flags.threads, "threads per client")->capture_default_str();
+  tcp->add_option("--engine", tcp_flags.engine, "server engine: epoll or threads")
+      ->capture_default_str();
+  tcp->add_option("--server-threads", tcp_flags.server_threads,
+                  "server event loops or workers (0: the engine's default)");
+  tcp->add_option("--max-connections", tcp_flags.max_connections, "the server's cap")
+      ->capture_default_str();
+  tcp->callback([&] {
+    command = [&](const GlobalOptions& global) {
+      auto request = BuildTcpRunRequest(tcp_flags);
+      if (!request.ok()) return Usage(env, request.status());
+      return RunExperiment(*request, global, env);
+    };
+  });
+  CLI::App* udp = run->add_subcommand(
+      "udp", "UDP traffic: a labnet udp-server on one agent, udp-clients on the others");
+  udp->footer(
+      "Examples:\n  labctl run udp --duration 5s                 # stop-and-wait round trips\n"
+      "  labctl run udp --rate 50k --length 64          # paced, loss/jitter/latency\n"
+      "  labctl run udp --rate 0 --one-way              # as fast as possible to a sink\n");
+  add_common(udp, &udp_flags.common);
+  AddOptional(udp, "--rate", &udp_flags.rate,
+              "datagrams/s per client (k, M suffixes; 0: as fast as possible; default: one "
+              "at a time, each waiting for its echo)");
+  udp->add_flag("--one-way", udp_flags.one_way, "the server is a sink (needs --rate)");
+  udp->add_option("--timeout", udp_flags.timeout, "wait for echoes after the last send")
+      ->capture_default_str();
+  udp->callback([&] {
+    command = [&](const GlobalOptions& global) {
+      auto request = BuildUdpRunRequest(udp_flags);
       if (!request.ok()) return Usage(env, request.status());
       return RunExperiment(*request, global, env);
     };

@@ -33,6 +33,13 @@ std::string SchemeLabel(lab::v1::Scheme scheme) {
   return EnumLabel(lab::v1::Scheme_Name(scheme), "SCHEME_");
 }
 
+std::string ClientLabel(const lab::v1::ClientProgress& client) {
+  if (client.scheme() == lab::v1::SCHEME_UNSPECIFIED && !client.label().empty()) {
+    return client.label();
+  }
+  return SchemeLabel(client.scheme());
+}
+
 std::string TaskStateLabel(lab::v1::TaskState state) {
   return EnumLabel(lab::v1::TaskState_Name(state), "TASK_STATE_");
 }
@@ -77,10 +84,9 @@ std::string ProgressDisplay::BarLine(const lab::v1::ClientProgress& c) {
   const int filled = static_cast<int>(fraction * kBarWidth);
   std::string bar(filled, '#');
   bar.append(kBarWidth - filled, '.');
-  std::string line =
-      absl::StrFormat("%-7s %-12s [%s] %6d/%-6d %3d%%  %s", SchemeLabel(c.scheme()),
-                      c.agent().empty() ? "-" : c.agent(), bar, c.progress(), c.total(),
-                      static_cast<int>(fraction * 100), TaskStateLabel(c.state()));
+  std::string line = absl::StrFormat(
+      "%-7s %-12s [%s] %6d/%-6d %3d%%  %s", ClientLabel(c), c.agent().empty() ? "-" : c.agent(),
+      bar, c.progress(), c.total(), static_cast<int>(fraction * 100), TaskStateLabel(c.state()));
   if (!c.detail().empty() &&
       (c.state() == lab::v1::TASK_STATE_FAILED || c.state() == lab::v1::TASK_STATE_LOST)) {
     absl::StrAppend(&line, ": ", c.detail());
@@ -89,9 +95,9 @@ std::string ProgressDisplay::BarLine(const lab::v1::ClientProgress& c) {
 }
 
 std::string ProgressDisplay::PlainLine(const lab::v1::ClientProgress& c) {
-  std::string line =
-      absl::StrCat(SchemeLabel(c.scheme()), " on ", c.agent().empty() ? "-" : c.agent(), ": ",
-                   TaskStateLabel(c.state()), ", ", c.progress(), "/", c.total(), " probes");
+  std::string line = absl::StrCat(ClientLabel(c), " on ", c.agent().empty() ? "-" : c.agent(), ": ",
+                                  TaskStateLabel(c.state()), ", ", c.progress(), "/", c.total(),
+                                  c.scheme() == lab::v1::SCHEME_UNSPECIFIED ? " ms" : " probes");
   if (!c.detail().empty() &&
       (c.state() == lab::v1::TASK_STATE_FAILED || c.state() == lab::v1::TASK_STATE_LOST)) {
     absl::StrAppend(&line, " (", c.detail(), ")");

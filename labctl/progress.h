@@ -15,6 +15,8 @@ namespace lab::labctl {
 
 // "raw", "ewma", "kalman", "pid" ("?" when unspecified).
 std::string SchemeLabel(lab::v1::Scheme scheme);
+// What a client runs: its scheme's label, or for traffic clients their label ("tcp-rr").
+std::string ClientLabel(const lab::v1::ClientProgress& client);
 // "pending", "running", "complete", "failed", "lost", "stopped" ("?" when unspecified).
 std::string TaskStateLabel(lab::v1::TaskState state);
 

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "dataplane/timesync/report.h"
 #include "labctl/table.h"
+#include "labctl/traffic_run.h"
 #include "rpc/status_conversion.h"
 
 namespace lab::labctl {
@@ -194,7 +195,9 @@ int ShowResult(const std::string& experiment_id, const GlobalOptions& global, En
   if (clients.empty()) {
     *env.out << "no summary yet (state: " << e.state() << ")" << std::endl;
   } else {
-    *env.out << timesync::FormatSummaryTable(clients) << std::flush;
+    *env.out << (IsTrafficRun(clients) ? FormatTrafficTable(clients)
+                                       : timesync::FormatSummaryTable(clients))
+             << std::flush;
   }
   return kExitOk;
 }

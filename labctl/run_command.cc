@@ -16,6 +16,7 @@
 #include "dataplane/timesync/scheme.h"
 #include "google/protobuf/util/json_util.h"
 #include "labctl/progress.h"
+#include "labctl/traffic_run.h"
 #include "labnet/cli_util.h"
 #include "nlohmann/json.hpp"
 #include "rpc/status_conversion.h"
@@ -269,7 +270,13 @@ absl::StatusOr<RunExperimentRequest> BuildRunRequest(const RunFlags& flags) {
   return request;
 }
 
-absl::Duration RunDeadline(const TimeSyncExperiment& experiment) {
+absl::Duration RunDeadline(const lab::v1::ExperimentSpec& spec) {
+  if (spec.has_tcp() || spec.has_udp()) {
+    const int64_t ns =
+        spec.has_tcp() ? spec.tcp().client().duration_ns() : spec.udp().client().duration_ns();
+    return absl::Nanoseconds(ns) + absl::Seconds(60);
+  }
+  const TimeSyncExperiment& experiment = spec.timesync();
   const absl::Duration run =
       absl::Nanoseconds(experiment.interval_ns()) * static_cast<int64_t>(experiment.count()) +
       absl::Seconds(60);
@@ -301,7 +308,10 @@ int ReportFinished(const lab::v1::ExperimentEvent& event, const GlobalOptions& g
   if (global.json) {
     *env.out << summary.dump(2) << std::endl;
   } else {
-    if (!clients.empty()) *env.out << timesync::FormatSummaryTable(clients);
+    if (!clients.empty()) {
+      *env.out << (IsTrafficRun(clients) ? FormatTrafficTable(clients)
+                                         : timesync::FormatSummaryTable(clients));
+    }
     *env.out << "\nexperiment " << id << ": " << event.state() << ". Again: labctl results show "
              << id << "; samples: labctl results export " << id << " --format csv" << std::endl;
   }
@@ -316,7 +326,7 @@ int ReportFinished(const lab::v1::ExperimentEvent& event, const GlobalOptions& g
   for (const lab::v1::ClientProgress& c : event.clients()) {
     if (!c.detail().empty() &&
         (c.state() == lab::v1::TASK_STATE_FAILED || c.state() == lab::v1::TASK_STATE_LOST)) {
-      PrintError(env, absl::StrCat(SchemeLabel(c.scheme()), " on ", c.agent(), ": ",
+      PrintError(env, absl::StrCat(ClientLabel(c), " on ", c.agent(), ": ",
                                    TaskStateLabel(c.state()), ": ", c.detail()));
     }
   }
@@ -344,7 +354,7 @@ int RunExperiment(const RunExperimentRequest& request, const GlobalOptions& glob
   std::shared_ptr<ControllerStub> stub = ConnectOrExplain(global, env, &exit_code);
   if (!stub) return exit_code;
 
-  const absl::Duration deadline = RunDeadline(request.spec().timesync());
+  const absl::Duration deadline = RunDeadline(request.spec());
   grpc::ClientContext context;
   rpc::SetDeadline(context, deadline);
   Interrupt::Watch watch(*env.interrupt, &context);
@@ -380,10 +390,9 @@ int RunExperiment(const RunExperimentRequest& request, const GlobalOptions& glob
     return ReportFinished(*finished, global, env);
   }
   if (!status.ok()) {
-    const CallError error =
-        DescribeCallError(status, global.controller,
-                          absl::StrCat("the run's deadline, count x interval + 60s = ",
-                                       absl::FormatDuration(deadline)));
+    const CallError error = DescribeCallError(
+        status, global.controller,
+        absl::StrCat("the run's deadline (its length + 60s) = ", absl::FormatDuration(deadline)));
     PrintError(env, error.message);
     return error.exit_code;
   }

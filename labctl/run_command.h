@@ -45,8 +45,9 @@ struct RunFlags {
 // malformed spec file.
 absl::StatusOr<lab::v1::RunExperimentRequest> BuildRunRequest(const RunFlags& flags);
 
-// The deadline of the whole run: count * interval + 60 s (capped at a year).
-absl::Duration RunDeadline(const lab::v1::TimeSyncExperiment& experiment);
+// The deadline of the whole run: its length (time-sync: count * interval; traffic: the
+// duration) + 60 s, capped at a year.
+absl::Duration RunDeadline(const lab::v1::ExperimentSpec& spec);
 
 // Runs `request` on the controller: progress on env.err, then the summary on env.out (the
 // controller's summary JSON, pretty, with --output json; else the table and where to find

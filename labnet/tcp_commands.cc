@@ -295,7 +295,7 @@ void AddTcpCommands(CLI::App& app, std::function<int()>* run) {
       ->check(CLI::IsMember({"epoll", "threads"}));
   server
       ->add_option("--threads", server_flags->threads,
-                   "event loops (epoll, default 1) or workers (threads, default 64)")
+                   "event loops (epoll, default 1) or workers (threads, default 256; also its cap)")
       ->capture_default_str();
   server
       ->add_option("--max-connections", server_flags->max_connections,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -9,10 +10,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "dataplane/stats/histogram.h"
 #include "dataplane/timesync/scheme.h"
+#include "dataplane/traffic/tcp_client.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "rpc/timesync_conversion.h"
+#include "rpc/traffic_conversion.h"
 
 namespace lab::controller {
 
@@ -22,13 +27,14 @@ bool Terminal(const std::string& state) {
   return state == "complete" || state == "failed" || state == "lost";
 }
 
-std::string NewExperimentId(int64_t now_ns) {
+std::string NewExperimentId(const std::string& prefix, int64_t now_ns) {
   static std::mt19937_64 rng(std::random_device{}());
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   return absl::StrCat(
-      "ts-", absl::FormatTime("%Y%m%d-%H%M%S", absl::FromUnixNanos(now_ns), absl::UTCTimeZone()),
-      "-", absl::StrFormat("%04x", rng() & 0xffff));
+      prefix, "-",
+      absl::FormatTime("%Y%m%d-%H%M%S", absl::FromUnixNanos(now_ns), absl::UTCTimeZone()), "-",
+      absl::StrFormat("%04x", rng() & 0xffff));
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -37,6 +43,194 @@ std::string ToJson(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
+}
+
+// What an experiment of any kind starts: one server task, then clients that learn the
+// server's address. Built (and validated) from the spec before anything starts.
+struct Plan {
+  std::string kind;       // "timesync", "tcp", "udp"
+  std::string id_prefix;  // of experiment ids
+  std::string server_agent;
+  lab::v1::Task server;  // the kind's server task (ids filled in later)
+  struct Client {
+    std::string label;  // "kalman", "tcp-rr", "udp", …: the tasks table's scheme column
+    std::string agent;  // requested agent, may be empty
+    lab::v1::Task task;
+    lab::v1::Scheme scheme = lab::v1::SCHEME_UNSPECIFIED;
+    uint64_t total = 0;
+  };
+  std::vector<Client> clients;
+  int64_t expected_ns = 0;     // how long the clients should take
+  bool one_per_agent = false;  // clients[0] runs on each agent but the server's
+  std::function<void(lab::v1::Task&, const std::string&)> set_server;
+};
+
+absl::StatusOr<Plan> PlanTimeSync(const lab::v1::TimeSyncExperiment& ts) {
+  if (ts.clients().empty()) {
+    return absl::InvalidArgumentError("no clients; ask for at least one scheme, e.g. kalman");
+  }
+  if (ts.count() == 0) return absl::InvalidArgumentError("count must be > 0");
+  if (ts.interval_ns() <= 0) return absl::InvalidArgumentError("interval must be > 0");
+  Plan plan;
+  plan.kind = "timesync";
+  plan.id_prefix = "ts";
+  plan.server_agent = ts.server_agent();
+  plan.server.mutable_time_server();
+  for (int i = 0; i < ts.clients_size(); ++i) {
+    const lab::v1::TimeSyncClientSpec& c = ts.clients(i);
+    const auto params = rpc::FromProto(c.scheme(), c.params());
+    if (!params.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("client ", i + 1, ": ", params.status().message()));
+    }
+    Plan::Client client;
+    client.label = std::string(timesync::SchemeName(params->scheme));
+    client.agent = c.agent();
+    client.scheme = c.scheme();
+    client.total = ts.count();
+    auto* task = client.task.mutable_time_client();
+    task->set_scheme(c.scheme());
+    *task->mutable_params() = c.params();
+    task->set_count(ts.count());
+    task->set_interval_ns(ts.interval_ns());
+    task->set_offset_ns(ts.offset_ns());
+    task->set_drift_ppm(ts.drift_ppm());
+    task->set_timeout_ns(2'000'000'000);
+    plan.clients.push_back(std::move(client));
+  }
+  plan.expected_ns = static_cast<int64_t>(ts.count()) * ts.interval_ns();
+  plan.set_server = [](lab::v1::Task& t, const std::string& endpoint) {
+    t.mutable_time_client()->set_server(endpoint);
+  };
+  return plan;
+}
+
+// Clients of a traffic experiment: `count` copies of `task`, spread over `agents` if given.
+absl::Status AddTrafficClients(Plan& plan, uint32_t count,
+                               const google::protobuf::RepeatedPtrField<std::string>& agents,
+                               const std::string& label, const lab::v1::Task& task) {
+  // No count and no agents: one client now, copied onto every agent but the server's once
+  // the agents are known (Plan::one_per_agent).
+  const uint32_t n = count > 0 ? count : std::max<uint32_t>(1, agents.size());
+  plan.one_per_agent = count == 0 && agents.empty();
+  if (n > 256) return absl::InvalidArgumentError(absl::StrCat("clients must be <= 256, got ", n));
+  if (!agents.empty() && static_cast<uint32_t>(agents.size()) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("give one agent per client: ", agents.size(), " agents for ", n, " clients"));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    Plan::Client client;
+    client.label = label;
+    client.agent = agents.empty() ? "" : agents[static_cast<int>(i)];
+    client.task = task;
+    plan.clients.push_back(std::move(client));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Plan> PlanTcp(const lab::v1::TcpExperiment& tcp) {
+  Plan plan;
+  plan.kind = "tcp";
+  plan.id_prefix = "tcp";
+  plan.server_agent = tcp.server_agent();
+  *plan.server.mutable_tcp_server() = tcp.server();
+  if (auto s = rpc::FromProto(tcp.server(), "127.0.0.1", true); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("server: ", s.status().message()));
+  }
+  lab::v1::Task task;
+  *task.mutable_tcp_client() = tcp.client();
+  task.mutable_tcp_client()->set_server("127.0.0.1:1");  // for validation; set at start
+  auto options = rpc::FromProto(task.tcp_client());
+  if (!options.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("client: ", options.status().message()));
+  }
+  if (tcp.client().duration_ns() <= 0) {
+    return absl::InvalidArgumentError("client: a TCP experiment needs a duration > 0");
+  }
+  std::string label = absl::StrCat("tcp-", traffic::TcpClientModeName(options->mode));
+  if (options->reverse) absl::StrAppend(&label, "-reverse");
+  LAB_RETURN_IF_ERROR(AddTrafficClients(plan, tcp.clients(), tcp.client_agents(), label, task));
+  for (auto& c : plan.clients) {
+    c.total = static_cast<uint64_t>(tcp.client().duration_ns() / 1'000'000);
+  }
+  plan.expected_ns = tcp.client().duration_ns() + options->connect_timeout_ns;
+  plan.set_server = [](lab::v1::Task& t, const std::string& endpoint) {
+    t.mutable_tcp_client()->set_server(endpoint);
+  };
+  return plan;
+}
+
+absl::StatusOr<Plan> PlanUdp(const lab::v1::UdpExperiment& udp) {
+  Plan plan;
+  plan.kind = "udp";
+  plan.id_prefix = "udp";
+  plan.server_agent = udp.server_agent();
+  *plan.server.mutable_udp_server() = udp.server();
+  if (auto s = rpc::FromProto(udp.server(), "127.0.0.1", true); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("server: ", s.status().message()));
+  }
+  if (udp.client().duration_ns() <= 0) {
+    return absl::InvalidArgumentError("client: a UDP experiment needs a duration > 0");
+  }
+  lab::v1::Task task;
+  *task.mutable_udp_client() = udp.client();
+  task.mutable_udp_client()->set_server("127.0.0.1:1");
+  auto options = rpc::FromProto(task.udp_client());
+  if (!options.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("client: ", options.status().message()));
+  }
+  if (options->one_way != (udp.server().mode() == "sink")) {
+    return absl::InvalidArgumentError(
+        "a sink server sends no echoes: one-way clients go with --server-mode sink, and only "
+        "they");
+  }
+  LAB_RETURN_IF_ERROR(AddTrafficClients(plan, udp.clients(), udp.client_agents(),
+                                        options->rate_pps ? "udp-paced" : "udp-simple", task));
+  for (auto& c : plan.clients) {
+    c.total = static_cast<uint64_t>(udp.client().duration_ns() / 1'000'000);
+  }
+  plan.expected_ns = udp.client().duration_ns() + options->timeout_ns;
+  plan.set_server = [](lab::v1::Task& t, const std::string& endpoint) {
+    t.mutable_udp_client()->set_server(endpoint);
+  };
+  return plan;
+}
+
+absl::StatusOr<Plan> PlanExperiment(const lab::v1::ExperimentSpec& spec) {
+  switch (spec.kind_case()) {
+    case lab::v1::ExperimentSpec::kTimesync:
+      return PlanTimeSync(spec.timesync());
+    case lab::v1::ExperimentSpec::kTcp:
+      return PlanTcp(spec.tcp());
+    case lab::v1::ExperimentSpec::kUdp:
+      return PlanUdp(spec.udp());
+    default:
+      return absl::InvalidArgumentError(
+          "the spec names no experiment; set one of \"timesync\", \"tcp\", \"udp\"");
+  }
+}
+
+// The latency histogram of a traffic report ("latency_histogram": sparse buckets on
+// lab::stats::LatencyEdgesUs) as dense per-bucket counts; false when absent or malformed.
+bool DenseLatencyBuckets(const nlohmann::json& summary, std::vector<double>* edges,
+                         std::vector<uint64_t>* counts) {
+  if (!summary.is_object() || !summary.contains("latency_histogram")) return false;
+  const auto& h = summary["latency_histogram"];
+  if (!h.is_object() || h.value("edges", "") != "latency_us_v1" || !h.contains("buckets")) {
+    return false;
+  }
+  const auto latency_edges = stats::LatencyEdgesUs();
+  std::vector<uint64_t> dense(latency_edges.size() + 1, 0);
+  for (const auto& b : h["buckets"]) {
+    if (!b.is_array() || b.size() != 2 || !b[0].is_number_unsigned() ||
+        !b[1].is_number_unsigned() || b[0].get<std::size_t>() >= dense.size()) {
+      return false;
+    }
+    dense[b[0].get<std::size_t>()] = b[1].get<uint64_t>();
+  }
+  edges->assign(latency_edges.begin(), latency_edges.end());
+  *counts = std::move(dense);
+  return true;
 }
 
 }  // namespace
@@ -82,22 +276,9 @@ ExperimentRunner::ExperimentRunner(RunnerOptions options, AgentHub& hub, AgentRe
 
 absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const EventSink& sink) {
   // Validate everything before touching anything.
-  if (!spec.has_timesync()) {
-    return absl::InvalidArgumentError("the spec names no experiment; set \"timesync\"");
-  }
-  const lab::v1::TimeSyncExperiment& ts = spec.timesync();
-  if (ts.clients().empty()) {
-    return absl::InvalidArgumentError("no clients; ask for at least one scheme, e.g. kalman");
-  }
-  if (ts.count() == 0) return absl::InvalidArgumentError("count must be > 0");
-  if (ts.interval_ns() <= 0) return absl::InvalidArgumentError("interval must be > 0");
-  for (int i = 0; i < ts.clients_size(); ++i) {
-    const auto params = rpc::FromProto(ts.clients(i).scheme(), ts.clients(i).params());
-    if (!params.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("client ", i + 1, ": ", params.status().message()));
-    }
-  }
+  absl::StatusOr<Plan> planned = PlanExperiment(spec);
+  if (!planned.ok()) return planned.status();
+  Plan& plan = *planned;
   const std::vector<AgentSnapshot> agents = registry_.List();
   if (agents.empty()) {
     return absl::FailedPreconditionError(
@@ -117,9 +298,9 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
         absl::StrCat("unknown agent '", name, "'; connected: ", absl::StrJoin(names, ", ")));
   };
   const AgentSnapshot* server_agent = &agents.front();
-  if (!ts.server_agent().empty()) {
-    server_agent = by_name(ts.server_agent());
-    if (server_agent == nullptr) return unknown(ts.server_agent());
+  if (!plan.server_agent.empty()) {
+    server_agent = by_name(plan.server_agent);
+    if (server_agent == nullptr) return unknown(plan.server_agent);
   }
   std::vector<const AgentSnapshot*> others;
   for (const AgentSnapshot& a : agents) {
@@ -128,39 +309,39 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
   // The server's agent comes last: N clients land on N different agents whenever the lab has
   // N agents, and the server's host takes a client only when the others all have one.
   others.push_back(server_agent);
+  if (plan.one_per_agent)
+    plan.clients.resize(std::max<std::size_t>(1, others.size() - 1), plan.clients.front());
 
   const int64_t now = clock_.NowNs();
   auto active = std::make_shared<Active>();
-  active->id = NewExperimentId(now);
+  active->id = NewExperimentId(plan.id_prefix, now);
   Task server;
   server.task_id = "server";
   server.agent_id = server_agent->agent_id;
   server.agent_name = server_agent->info.name();
   server.role = "server";
   active->tasks.push_back(server);
-  for (int i = 0; i < ts.clients_size(); ++i) {
-    const lab::v1::TimeSyncClientSpec& c = ts.clients(i);
-    const AgentSnapshot* agent = others[static_cast<std::size_t>(i) % others.size()];
-    if (!c.agent().empty()) {
-      agent = by_name(c.agent());
-      if (agent == nullptr) return unknown(c.agent());
+  for (std::size_t i = 0; i < plan.clients.size(); ++i) {
+    const Plan::Client& c = plan.clients[i];
+    const AgentSnapshot* agent = others[i % others.size()];
+    if (!c.agent.empty()) {
+      agent = by_name(c.agent);
+      if (agent == nullptr) return unknown(c.agent);
     }
     Task t;
-    const std::string scheme(
-        timesync::SchemeName(static_cast<timesync::Scheme>(static_cast<int>(c.scheme()))));
-    t.task_id = absl::StrFormat("client-%02d-%s", i + 1, scheme);
+    t.task_id = absl::StrFormat("client-%02d-%s", i + 1, c.label);
     t.agent_id = agent->agent_id;
     t.agent_name = agent->info.name();
     t.role = "client";
-    t.scheme = scheme;
-    t.proto_scheme = c.scheme();
-    t.total = ts.count();
+    t.scheme = c.label;
+    t.proto_scheme = c.scheme;
+    t.total = c.total;
     active->tasks.push_back(t);
   }
 
   // Record the experiment before starting it, so even a crash leaves a trace.
   if (absl::Status s =
-          store_.CreateExperiment({active->id, "timesync", ToJson(spec), "running", now, 0});
+          store_.CreateExperiment({active->id, plan.kind, ToJson(spec), "running", now, 0});
       !s.ok()) {
     return s;
   }
@@ -182,8 +363,8 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     std::lock_guard<std::mutex> lock(mu_);
     active_[active->id] = active;
   }
-  logger_->info("experiment {}: server on {}, {} clients", active->id, server.agent_name,
-                ts.clients_size());
+  logger_->info("{} experiment {}: server on {}, {} clients", plan.kind, active->id,
+                server.agent_name, plan.clients.size());
 
   const auto event = [&](bool finished, const std::string& state) {
     lab::v1::ExperimentEvent e;
@@ -200,6 +381,7 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
       c->set_task_id(t.task_id);
       c->set_agent(t.agent_name);
       c->set_scheme(t.proto_scheme);
+      c->set_label(t.scheme);
       c->set_progress(t.progress);
       c->set_total(t.total);
       c->set_detail(t.detail);
@@ -215,9 +397,9 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
 
   // The server first, and its address.
   lab::v1::ControllerMessage start;
+  *start.mutable_start_task() = plan.server;
   start.mutable_start_task()->set_task_id("server");
   start.mutable_start_task()->set_experiment_id(active->id);
-  start.mutable_start_task()->mutable_time_server();
   if (absl::Status s = hub_.Send(server.agent_id, start); !s.ok()) {
     std::lock_guard<std::mutex> lock(active->mu);
     SetTaskState(*active, active->tasks[0], "lost", std::string(s.message()));
@@ -230,9 +412,9 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     });
     endpoint = active->tasks[0].endpoint;
     if (endpoint.empty()) {
-      const std::string why =
-          absl::StrCat("the time server did not start on ", server.agent_name,
-                       active->tasks[0].detail.empty() ? "" : ": ", active->tasks[0].detail);
+      const std::string why = absl::StrCat(
+          "the ", plan.kind == "timesync" ? "time" : plan.kind, " server did not start on ",
+          server.agent_name, active->tasks[0].detail.empty() ? "" : ": ", active->tasks[0].detail);
       for (Task& t : active->tasks) SetTaskState(*active, t, "failed", why);
     }
   }
@@ -241,20 +423,12 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
   if (!endpoint.empty()) {
     for (std::size_t i = 1; i < active->tasks.size(); ++i) {
       const Task& t = active->tasks[i];
-      const lab::v1::TimeSyncClientSpec& c = ts.clients(static_cast<int>(i - 1));
       lab::v1::ControllerMessage m;
       auto* task = m.mutable_start_task();
+      *task = plan.clients[i - 1].task;
       task->set_task_id(t.task_id);
       task->set_experiment_id(active->id);
-      auto* client = task->mutable_time_client();
-      client->set_server(endpoint);
-      client->set_scheme(c.scheme());
-      *client->mutable_params() = c.params();
-      client->set_count(ts.count());
-      client->set_interval_ns(ts.interval_ns());
-      client->set_offset_ns(ts.offset_ns());
-      client->set_drift_ppm(ts.drift_ppm());
-      client->set_timeout_ns(2'000'000'000);
+      plan.set_server(*task, endpoint);
       if (absl::Status s = hub_.Send(t.agent_id, m); !s.ok()) {
         std::lock_guard<std::mutex> lock(active->mu);
         SetTaskState(*active, active->tasks[i], "lost", std::string(s.message()));
@@ -263,8 +437,7 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
   }
 
   // Until every client is done (or overdue).
-  const int64_t deadline =
-      clock_.NowNs() + static_cast<int64_t>(ts.count()) * ts.interval_ns() + options_.grace_ns;
+  const int64_t deadline = clock_.NowNs() + plan.expected_ns + options_.grace_ns;
   while (true) {
     bool done;
     {
@@ -295,10 +468,11 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
     std::lock_guard<std::mutex> lock(active->mu);
     if (!Terminal(active->tasks[0].state)) SetTaskState(*active, active->tasks[0], "complete", "");
     int complete = 0;
-    for (std::size_t i = 1; i < active->tasks.size(); ++i) {
+    for (std::size_t i = 0; i < active->tasks.size(); ++i) {
       const Task& t = active->tasks[i];
-      if (t.state != "complete") continue;
-      ++complete;
+      if (i > 0 && t.state != "complete") continue;
+      if (t.summary_json.empty()) continue;  // the server's (traffic servers report counters)
+      if (i > 0) ++complete;
       const auto summary = nlohmann::json::parse(t.summary_json, nullptr, false);
       SummaryRecord record{active->id, t.task_id, t.summary_json, {}, {}};
       if (summary.is_object() && summary.contains("histogram")) {
@@ -309,6 +483,8 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
           record.bucket_counts.push_back(c - previous);
           previous = c;
         }
+      } else {
+        DenseLatencyBuckets(summary, &record.edges_us, &record.bucket_counts);
       }
       if (absl::Status s = store_.PutSummary(record); !s.ok()) {
         logger_->error("experiment {}: cannot store the summary of {}: {}", active->id, t.task_id,
@@ -421,6 +597,7 @@ void ExperimentRunner::OnTaskUpdate(const std::string& agent_id,
       SetTaskState(*active, *task, "complete", "");
       break;
     case lab::v1::TASK_STATE_STOPPED:
+      if (!update.summary_json().empty()) task->summary_json = update.summary_json();
       SetTaskState(*active, *task, task->role == "server" ? "complete" : "failed", "stopped");
       break;
     case lab::v1::TASK_STATE_FAILED:
@@ -442,6 +619,31 @@ void ExperimentRunner::OnSamples(const std::string& agent_id, const lab::v1::Sam
     if (task == nullptr || task->agent_id != agent_id) return;
     scheme = task->scheme;
   }
+  if (batch.intervals_size() > 0) {
+    std::vector<IntervalRecord> intervals;
+    for (const lab::v1::TrafficInterval& in : batch.intervals()) {
+      IntervalRecord r;
+      r.seq = in.seq();
+      r.start_s = in.start_s();
+      r.end_s = in.end_s();
+      r.bytes_sent = in.bytes_sent();
+      r.bytes_received = in.bytes_received();
+      r.messages_sent = in.messages_sent();
+      r.messages_received = in.messages_received();
+      if (in.has_latency_p50_us()) r.latency_p50_us = in.latency_p50_us();
+      if (in.has_latency_p99_us()) r.latency_p99_us = in.latency_p99_us();
+      if (in.has_latency_max_us()) r.latency_max_us = in.latency_max_us();
+      if (in.has_jitter_us()) r.jitter_us = in.jitter_us();
+      r.errors = in.errors();
+      intervals.push_back(r);
+    }
+    if (absl::Status s = store_.AppendIntervals(batch.experiment_id(), batch.task_id(), intervals);
+        !s.ok()) {
+      logger_->error("experiment {}: {} intervals of {} not stored: {}", batch.experiment_id(),
+                     intervals.size(), batch.task_id(), s.ToString());
+    }
+  }
+  if (batch.samples().empty()) return;
   std::vector<SampleRecord> samples;
   samples.reserve(static_cast<std::size_t>(batch.samples_size()));
   for (const lab::v1::TimeSyncSample& s : batch.samples()) {

@@ -18,7 +18,7 @@ namespace {
 
 // The schema this build writes. kMigrations[v] takes a database from version v to v + 1;
 // a new version appends a step (never edits an old one).
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kMigrations[kSchemaVersion] = {
     // Version 1. Samples hang off an integer task key (compact rows, cheap foreign-key check)
     // and are clustered by (task, seq), so a task's samples are read in order without a sort.
@@ -72,6 +72,25 @@ CREATE TABLE summaries (
   bucket_counts BLOB NOT NULL,
   PRIMARY KEY (experiment_id, task_id)
 );
+)sql",
+    // Version 2. Traffic runs (TCP/UDP): one row per client per interval.
+    R"sql(
+CREATE TABLE intervals (
+  task_key INTEGER NOT NULL REFERENCES tasks (task_key) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  start_s REAL NOT NULL,
+  end_s REAL NOT NULL,
+  bytes_sent INTEGER NOT NULL,
+  bytes_received INTEGER NOT NULL,
+  messages_sent INTEGER NOT NULL,
+  messages_received INTEGER NOT NULL,
+  latency_p50_us REAL,
+  latency_p99_us REAL,
+  latency_max_us REAL,
+  jitter_us REAL,
+  errors INTEGER NOT NULL,
+  PRIMARY KEY (task_key, seq)
+) WITHOUT ROWID;
 )sql",
 };
 
@@ -149,6 +168,14 @@ constexpr char kGetSamplesAfter[] =
     "SELECT seq, send_host_ns, recv_host_ns, rtt_ns, measured_offset_ns, true_offset_ns, "
     "correction_ns, applied, error_ns FROM samples WHERE task_key = ? AND seq > ? ORDER BY seq "
     "LIMIT ?";
+constexpr char kInsertInterval[] =
+    "INSERT INTO intervals (task_key, seq, start_s, end_s, bytes_sent, bytes_received, "
+    "messages_sent, messages_received, latency_p50_us, latency_p99_us, latency_max_us, "
+    "jitter_us, errors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr char kGetIntervals[] =
+    "SELECT seq, start_s, end_s, bytes_sent, bytes_received, messages_sent, messages_received, "
+    "latency_p50_us, latency_p99_us, latency_max_us, jitter_us, errors FROM intervals "
+    "WHERE task_key = ? ORDER BY seq";
 constexpr char kCountExperimentsByState[] =
     "SELECT state, COUNT(*) FROM experiments GROUP BY state ORDER BY state";
 constexpr char kGetSummaries[] =
@@ -627,6 +654,78 @@ absl::Status ResultsStore::AppendSamples(absl::string_view experiment_id, absl::
     }
     return absl::OkStatus();
   });
+}
+
+absl::Status ResultsStore::AppendIntervals(absl::string_view experiment_id,
+                                           absl::string_view task_id,
+                                           absl::Span<const IntervalRecord> intervals) {
+  const std::string what =
+      absl::StrCat("append ", intervals.size(), " intervals to ", TaskName(experiment_id, task_id));
+  for (const IntervalRecord& r : intervals) {
+    if (r.seq > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        !std::isfinite(r.start_s) || !std::isfinite(r.end_s) || r.end_s < r.start_s) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": interval ", r.seq, " is malformed (seq <= 2^63-1, finite start <= end)"));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  return InTransaction(what, [&]() -> absl::Status {
+    LAB_ASSIGN_OR_RETURN(const int64_t task_key, TaskKey(experiment_id, task_id, what));
+    LAB_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kInsertInterval, what));
+    StatementReset reset(stmt);
+    for (const IntervalRecord& r : intervals) {
+      sqlite3_reset(stmt);
+      Binder bind(stmt);
+      bind.Int(task_key).Int(static_cast<int64_t>(r.seq)).Double(r.start_s).Double(r.end_s);
+      bind.Int(static_cast<int64_t>(r.bytes_sent)).Int(static_cast<int64_t>(r.bytes_received));
+      bind.Int(static_cast<int64_t>(r.messages_sent));
+      bind.Int(static_cast<int64_t>(r.messages_received));
+      bind.OptionalDouble(r.latency_p50_us).OptionalDouble(r.latency_p99_us);
+      bind.OptionalDouble(r.latency_max_us).OptionalDouble(r.jitter_us);
+      bind.Int(static_cast<int64_t>(r.errors));
+      int rc = bind.rc();
+      if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+      if (rc != SQLITE_DONE) return Error(rc, absl::StrCat(what, ", seq ", r.seq));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<IntervalRecord>> ResultsStore::GetIntervals(
+    absl::string_view experiment_id, absl::string_view task_id) const {
+  const std::string what = absl::StrCat("get intervals of ", TaskName(experiment_id, task_id));
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<int64_t> task_key = TaskKey(experiment_id, task_id, what);
+  if (absl::IsNotFound(task_key.status())) return std::vector<IntervalRecord>{};
+  if (!task_key.ok()) return task_key.status();
+  LAB_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kGetIntervals, what));
+  StatementReset reset(stmt);
+  Binder bind(stmt);
+  if (bind.Int(*task_key).rc() != SQLITE_OK) return Error(bind.rc(), what);
+  const auto optional = [&](int column) -> std::optional<double> {
+    if (sqlite3_column_type(stmt, column) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_double(stmt, column);
+  };
+  std::vector<IntervalRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    IntervalRecord r;
+    r.seq = static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
+    r.start_s = sqlite3_column_double(stmt, 1);
+    r.end_s = sqlite3_column_double(stmt, 2);
+    r.bytes_sent = static_cast<uint64_t>(sqlite3_column_int64(stmt, 3));
+    r.bytes_received = static_cast<uint64_t>(sqlite3_column_int64(stmt, 4));
+    r.messages_sent = static_cast<uint64_t>(sqlite3_column_int64(stmt, 5));
+    r.messages_received = static_cast<uint64_t>(sqlite3_column_int64(stmt, 6));
+    r.latency_p50_us = optional(7);
+    r.latency_p99_us = optional(8);
+    r.latency_max_us = optional(9);
+    r.jitter_us = optional(10);
+    r.errors = static_cast<uint64_t>(sqlite3_column_int64(stmt, 11));
+    out.push_back(r);
+  }
+  if (rc != SQLITE_DONE) return Error(rc, what);
+  return out;
 }
 
 absl::Status ResultsStore::PutSummary(const SummaryRecord& s) {

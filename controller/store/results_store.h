@@ -98,6 +98,25 @@ struct SampleRecord {
   friend bool operator==(const SampleRecord&, const SampleRecord&) = default;
 };
 
+// One interval of a traffic client (lab::traffic::IntervalSample's fields); key
+// (experiment_id, task_id, seq). Latency and jitter are absent when nothing completed.
+struct IntervalRecord {
+  uint64_t seq = 0;
+  double start_s = 0;
+  double end_s = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t messages_sent = 0;
+  uint64_t messages_received = 0;
+  std::optional<double> latency_p50_us;
+  std::optional<double> latency_p99_us;
+  std::optional<double> latency_max_us;
+  std::optional<double> jitter_us;
+  uint64_t errors = 0;
+
+  friend bool operator==(const IntervalRecord&, const IntervalRecord&) = default;
+};
+
 // A task's summary and its mergeable histogram; key (experiment_id, task_id).
 struct SummaryRecord {
   std::string experiment_id;
@@ -156,6 +175,13 @@ class ResultsStore {
   // An empty batch only checks that the task exists.
   absl::Status AppendSamples(absl::string_view experiment_id, absl::string_view task_id,
                              absl::Span<const SampleRecord> samples);
+  // Appends a traffic client's intervals in one transaction (all or nothing). NotFound for
+  // an unknown task; InvalidArgument for a malformed interval; a repeated seq fails the batch.
+  absl::Status AppendIntervals(absl::string_view experiment_id, absl::string_view task_id,
+                               absl::Span<const IntervalRecord> intervals);
+  // A task's intervals by increasing seq (empty for unknown tasks).
+  absl::StatusOr<std::vector<IntervalRecord>> GetIntervals(absl::string_view experiment_id,
+                                                           absl::string_view task_id) const;
   // Inserts the summary, or replaces an existing one for the same task. InvalidArgument when
   // the histogram is malformed; FailedPrecondition when the experiment does not exist.
   absl::Status PutSummary(const SummaryRecord& summary);

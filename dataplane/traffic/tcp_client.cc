@@ -255,6 +255,9 @@ class Worker {
         c.written += w.bytes;
         bytes_sent.fetch_add(w.bytes, std::memory_order_relaxed);
         if (c.written < length) continue;
+        // The response cannot be there yet; its arrival raises an event (edge-triggered),
+        // so do not spend a read that would find nothing.
+        if (c.read == 0) return;
       }
       // Only this request's response can arrive (one in flight), so reading up to what is
       // missing never takes bytes of another response.

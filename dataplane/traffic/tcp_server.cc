@@ -29,6 +29,8 @@ using net::ScopedFd;
 
 // Reads or writes per connection before another connection gets its turn.
 constexpr int kStepBudget = 16;
+// The thread-pool engine's workers unless told.
+constexpr int kDefaultWorkers = 256;
 // Connections accepted per wake-up of the listener.
 constexpr int kAcceptBatch = 64;
 
@@ -50,6 +52,9 @@ struct Conn {
   std::vector<uint8_t> pending;
   std::size_t pending_offset = 0;
   bool in_ready_list = false;
+  // Edge-triggered epoll said the peer closed (or the socket failed): read until EAGAIN,
+  // since no further event will announce the end.
+  bool hangup_seen = false;
 };
 
 // What a connection needs next.
@@ -107,7 +112,13 @@ Next Step(TcpMode mode, Conn& c, std::vector<uint8_t>& buffer, absl::Span<const 
     if (r.kind == IoResult::kWouldBlock) return Next::kWaitRead;
     if (r.kind != IoResult::kData) return FromIo(r);
     c.bytes_received.fetch_add(r.bytes, std::memory_order_relaxed);
-    if (mode == TcpMode::kSink) continue;
+    // A short read took everything there was: more data (or the peer's FIN) arriving later
+    // raises a new event, so waiting now saves a read that would find nothing.
+    const bool drained = r.bytes < buffer.size() && !c.hangup_seen;
+    if (mode == TcpMode::kSink) {
+      if (drained) return Next::kWaitRead;
+      continue;
+    }
     // Echo: write it back at once; keep what the socket did not take.
     const auto data = absl::MakeConstSpan(buffer.data(), r.bytes);
     const IoResult w = net::WriteSome(c.fd.get(), data);
@@ -123,6 +134,7 @@ Next Step(TcpMode mode, Conn& c, std::vector<uint8_t>& buffer, absl::Span<const 
       c.pending_offset = 0;
       return w.kind == IoResult::kWouldBlock ? Next::kWaitWrite : Next::kMore;
     }
+    if (drained) return Next::kWaitRead;
   }
   return Next::kMore;
 }
@@ -136,7 +148,8 @@ class ServerBase : public TcpServer {
       : options_(options),
         listener_(std::move(listener)),
         logger_(std::move(logger)),
-        pattern_(options.io_bytes) {
+        pattern_(options.io_bytes),
+        cap_(options.max_connections) {
     for (std::size_t i = 0; i < pattern_.size(); ++i) {
       pattern_[i] = static_cast<uint8_t>('a' + i % 26);
     }
@@ -202,7 +215,7 @@ class ServerBase : public TcpServer {
   // Adds `conn` to the open set unless the cap is reached.
   bool Register(Conn* conn) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (open_.size() >= static_cast<std::size_t>(options_.max_connections)) return false;
+    if (open_.size() >= static_cast<std::size_t>(cap_)) return false;
     conn->id = ++last_id_;
     open_.emplace(conn->id, conn);
     peak_active_ = std::max<uint64_t>(peak_active_, open_.size());
@@ -229,7 +242,7 @@ class ServerBase : public TcpServer {
     if (now - last >= 1'000'000'000 &&
         last_refusal_log_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
       logger_->warn("tcp server {}: refused {} at the cap of {} connections ({} refused so far)",
-                    local_address().ToString(), peer.ToString(), options_.max_connections,
+                    local_address().ToString(), peer.ToString(), cap_,
                     refused_.load(std::memory_order_relaxed));
     }
   }
@@ -238,6 +251,7 @@ class ServerBase : public TcpServer {
   net::TcpListener listener_;
   std::shared_ptr<spdlog::logger> logger_;
   std::vector<uint8_t> pattern_;  // what source mode sends
+  int cap_;                       // connections open at most
 
  private:
   mutable std::mutex mu_;
@@ -335,7 +349,9 @@ class EpollServer final : public ServerBase {
         } else if (tag == &listener_) {
           for (auto& conn : AcceptSome()) Adopt(loop, std::move(conn));
         } else {
-          Serve(loop, static_cast<Conn*>(tag));
+          auto* c = static_cast<Conn*>(tag);
+          if ((events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) c->hangup_seen = true;
+          Serve(loop, c);
         }
       }
       // Connections that still had work: one more step each (new ones may re-enter).
@@ -402,7 +418,9 @@ class ThreadPoolServer final : public ServerBase {
   ~ThreadPoolServer() override { Stop(); }
 
   absl::Status Init() {
-    const int workers = options_.threads > 0 ? options_.threads : 64;
+    const int workers = options_.threads > 0 ? options_.threads : kDefaultWorkers;
+    // One worker per connection, at once: a connection never waits unserved for a worker.
+    cap_ = std::min(cap_, workers);
     for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
     acceptor_ = std::thread([this] { AcceptLoop(); });
     return absl::OkStatus();

@@ -6,8 +6,10 @@
 //    mode keeps the unsent remainder until the peer reads it, and stops reading meanwhile, so
 //    a slow reader cannot make the server buffer without bound).
 //  - kThreads: the seed's thread-per-client design done safely: a fixed pool of `threads`
-//    workers (default 64), each serving one connection at a time; accepted connections wait in
-//    a queue for a free worker. No thread is ever created per connection.
+//    workers (default 256) started up front, each serving one connection at a time with
+//    blocking-style I/O. No thread is created per connection, and a connection never waits
+//    unserved: the cap is min(max_connections, threads), so when every worker is busy a new
+//    connection is refused (below) rather than queued.
 //
 // Modes: echo (every byte back), sink (read and discard), source (write a pattern until the
 // peer closes).

@@ -435,6 +435,7 @@ nlohmann::json UdpClientReportToJson(const UdpClientReport& r) {
           {"packets_per_second", r.packets_per_second},
           {"received_packets_per_second", r.received_packets_per_second},
           {"latency_us", LatencySummaryJson(r.latency_us)},
+          {"latency_histogram", SparseBucketsJson(r.latency_us, "latency_us_v1")},
           {"errors", r.errors},
           {"send_errors", r.send_errors},
           {"malformed", malformed},

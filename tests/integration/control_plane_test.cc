@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/store/results_store.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lab/v1/controller.grpc.pb.h"
@@ -331,6 +332,117 @@ TEST_F(ControlPlaneTest, BadRequestsStartNothingAndSayWhy) {
   lab::v1::ListExperimentsResponse list;
   ASSERT_TRUE(stub_->ListExperiments(&context, {}, &list).ok());
   EXPECT_EQ(list.experiments_size(), 0);  // nothing was started
+}
+
+// Runs `request` to its end and returns the last event.
+lab::v1::ExperimentEvent RunToEnd(lab::v1::LabController::Stub& stub,
+                                  const lab::v1::RunExperimentRequest& request) {
+  grpc::ClientContext context;
+  rpc::SetDeadline(context, absl::Seconds(60));
+  auto reader = stub.RunExperiment(&context, request);
+  lab::v1::ExperimentEvent event, last;
+  while (reader->Read(&event)) last = event;
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return last;
+}
+
+// A TCP experiment: the server on one agent, a client on each of the two others, one sample
+// per interval stored, and each client's report kept with its mergeable latency histogram.
+TEST_F(ControlPlaneTest, TcpRunPlacesClientsOnTheOtherAgentsAndStoresIntervals) {
+  ASSERT_NO_FATAL_FAILURE(StartController());
+  for (int k = 1; k <= 3; ++k) ASSERT_NO_FATAL_FAILURE(StartAgent(k));
+  ASSERT_NO_FATAL_FAILURE(WaitForAgents(3));
+  lab::v1::RunExperimentRequest request;
+  auto* tcp = request.mutable_spec()->mutable_tcp();
+  tcp->mutable_server()->set_mode("echo");
+  tcp->mutable_client()->set_mode("rr");
+  tcp->mutable_client()->set_connections(4);
+  tcp->mutable_client()->set_threads(2);
+  tcp->mutable_client()->set_duration_ns(1'000'000'000);
+  tcp->mutable_client()->set_interval_ns(200'000'000);
+  const lab::v1::ExperimentEvent last = RunToEnd(*stub_, request);
+  ASSERT_TRUE(last.finished());
+  EXPECT_EQ(last.state(), "completed") << last.summary_json();
+  const auto summary = nlohmann::json::parse(last.summary_json());
+  ASSERT_EQ(summary["clients"].size(), 2u);
+  std::set<std::string> agents;
+  auto store = controller::ResultsStore::Open((dir_ / "results.db").string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (const auto& c : summary["clients"]) {
+    SCOPED_TRACE(c.dump().substr(0, 300));
+    EXPECT_EQ(c["state"], "complete");
+    EXPECT_EQ(c["scheme"], "tcp-rr");
+    EXPECT_GT(c["requests"].get<double>(), 100);
+    EXPECT_EQ(c["errors"], 0);
+    EXPECT_EQ(c["connections"]["established"], 4);
+    EXPECT_TRUE(c["latency_us"]["p99"].is_number());
+    agents.insert(c["agent"].get<std::string>());
+    const auto intervals =
+        (*store)->GetIntervals(last.experiment_id(), c["task_id"].get<std::string>());
+    ASSERT_TRUE(intervals.ok()) << intervals.status();
+    ASSERT_GE(intervals->size(), 4u);
+    uint64_t requests = 0;
+    for (const auto& i : *intervals) requests += i.messages_received;
+    EXPECT_EQ(requests, c["requests"].get<uint64_t>());  // the intervals add up to the report
+  }
+  EXPECT_EQ(agents.size(), 2u);
+  // The latency histograms are stored mergeable (one bucket per LatencyEdgesUs edge + 1).
+  const auto summaries = (*store)->GetSummaries(last.experiment_id());
+  ASSERT_TRUE(summaries.ok());
+  int with_histogram = 0;
+  for (const auto& s : *summaries) {
+    if (!s.bucket_counts.empty()) {
+      ++with_histogram;
+      EXPECT_EQ(s.bucket_counts.size(), s.edges_us.size() + 1);
+    }
+  }
+  EXPECT_EQ(with_histogram, 2);
+}
+
+TEST_F(ControlPlaneTest, UdpRunWithLabctlReportsLossAndLatencyPerClient) {
+  ASSERT_NO_FATAL_FAILURE(StartController());
+  for (int k = 1; k <= 2; ++k) ASSERT_NO_FATAL_FAILURE(StartAgent(k));
+  ASSERT_NO_FATAL_FAILURE(WaitForAgents(2));
+  Subprocess labctl({LABCTL_BINARY, "--controller", "127.0.0.1:" + std::to_string(port_),
+                     "--output", "json", "run", "udp", "--rate", "2000", "--duration", "1s",
+                     "--interval", "250ms", "--length", "100"});
+  ASSERT_EQ(labctl.Wait(60s), 0) << labctl.stderr_text();
+  const auto summary = nlohmann::json::parse(labctl.stdout_text());
+  ASSERT_EQ(summary["clients"].size(), 1u);
+  const auto& c = summary["clients"][0];
+  EXPECT_EQ(c["state"], "complete");
+  EXPECT_EQ(c["scheme"], "udp-paced");
+  EXPECT_EQ(c["length"], 100);
+  EXPECT_NEAR(c["sent"].get<double>(), 2000, 400);
+  EXPECT_EQ(c["received"].get<uint64_t>() + c["lost_packets"].get<uint64_t>(),
+            c["sent"].get<uint64_t>());
+  EXPECT_TRUE(c["jitter_ms"].is_number());
+  EXPECT_TRUE(c["latency_us"]["p50"].is_number());
+}
+
+TEST_F(ControlPlaneTest, BadTrafficSpecsStartNothingAndSayWhy) {
+  ASSERT_NO_FATAL_FAILURE(StartController());
+  ASSERT_NO_FATAL_FAILURE(StartAgent(1));
+  ASSERT_NO_FATAL_FAILURE(WaitForAgents(1));
+  lab::v1::RunExperimentRequest request;
+  auto* tcp = request.mutable_spec()->mutable_tcp();
+  tcp->mutable_client()->set_mode("stream");
+  tcp->mutable_client()->set_duration_ns(1'000'000'000);
+  grpc::ClientContext context;
+  rpc::SetDeadline(context, absl::Seconds(10));
+  auto reader = stub_->RunExperiment(&context, request);
+  lab::v1::ExperimentEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("stream"), std::string::npos) << status.error_message();
+  // Nothing was recorded.
+  grpc::ClientContext list_context;
+  rpc::SetDeadline(list_context, absl::Seconds(10));
+  lab::v1::ListExperimentsResponse list;
+  ASSERT_TRUE(stub_->ListExperiments(&list_context, {}, &list).ok());
+  EXPECT_EQ(list.experiments_size(), 0);
 }
 
 }  // namespace

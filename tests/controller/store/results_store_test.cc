@@ -364,6 +364,60 @@ TEST_F(ResultsStoreTest, AppendSamplesIsAllOrNothingWhenASeqIsAlreadyStored) {
   EXPECT_EQ(*store_->GetSamples("exp-1", "client-1"), Samples(0, 170));
 }
 
+IntervalRecord Interval(uint64_t seq, bool with_latency) {
+  IntervalRecord r;
+  r.seq = seq;
+  r.start_s = static_cast<double>(seq);
+  r.end_s = static_cast<double>(seq + 1);
+  r.bytes_sent = 1000 * seq + 7;
+  r.bytes_received = (uint64_t{1} << 40) + seq;  // beyond 32 bits
+  r.messages_sent = 10 + seq;
+  r.messages_received = 9 + seq;
+  if (with_latency) {
+    r.latency_p50_us = 42.5;
+    r.latency_p99_us = 99.25;
+    r.latency_max_us = 1234.0;
+    r.jitter_us = 3.5;
+  }
+  r.errors = seq % 2;
+  return r;
+}
+
+TEST_F(ResultsStoreTest, IntervalsRoundTripInOrderWithAbsentLatencies) {
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-1", 1)));
+  ASSERT_OK(store_->PutTask(Task("exp-1", "client-1")));
+  const std::vector<IntervalRecord> first = {Interval(0, true), Interval(1, false)};
+  ASSERT_OK(store_->AppendIntervals("exp-1", "client-1", first));
+  ASSERT_OK(store_->AppendIntervals("exp-1", "client-1", {Interval(2, true)}));
+  const auto got = store_->GetIntervals("exp-1", "client-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0], Interval(0, true));
+  EXPECT_EQ((*got)[1], Interval(1, false));
+  EXPECT_FALSE((*got)[1].latency_p50_us.has_value());
+  EXPECT_EQ((*got)[2], Interval(2, true));
+  EXPECT_TRUE(store_->GetIntervals("exp-1", "nobody")->empty());
+}
+
+TEST_F(ResultsStoreTest, AppendIntervalsIsAllOrNothing) {
+  ASSERT_OK(store_->CreateExperiment(Experiment("exp-1", 1)));
+  ASSERT_OK(store_->PutTask(Task("exp-1", "client-1")));
+  ASSERT_OK(store_->AppendIntervals("exp-1", "client-1", {Interval(0, true)}));
+  // A repeated seq fails the whole batch.
+  const absl::Status repeat =
+      store_->AppendIntervals("exp-1", "client-1", {Interval(1, true), Interval(0, true)});
+  EXPECT_EQ(repeat.code(), absl::StatusCode::kAlreadyExists) << repeat;
+  // A malformed one (end before start) too, and nothing is written.
+  IntervalRecord bad = Interval(5, true);
+  bad.end_s = bad.start_s - 1;
+  const absl::Status malformed =
+      store_->AppendIntervals("exp-1", "client-1", {Interval(2, true), bad});
+  EXPECT_EQ(malformed.code(), absl::StatusCode::kInvalidArgument) << malformed;
+  EXPECT_EQ(store_->GetIntervals("exp-1", "client-1")->size(), 1u);
+  EXPECT_EQ(store_->AppendIntervals("ghost", "client-1", {Interval(0, true)}).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(ResultsStoreTest, AppendSamplesToATaskOfAnUnknownExperimentIsNotFoundAndWritesNothing) {
   const absl::Status s = store_->AppendSamples("ghost", "client-1", Samples(0, 3));
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
@@ -572,7 +626,7 @@ TEST_F(ResultsStoreFileTest, ReopeningKeepsTheSchemaVersion) {
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
-  EXPECT_EQ(sqlite3_column_int(stmt, 1), 1);
+  EXPECT_EQ(sqlite3_column_int(stmt, 1), 2);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }

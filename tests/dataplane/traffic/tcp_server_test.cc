@@ -182,9 +182,9 @@ INSTANTIATE_TEST_SUITE_P(Engines, TcpServerTest,
                          ::testing::Values(TcpEngine::kEpoll, TcpEngine::kThreads),
                          [](const auto& info) { return std::string(TcpEngineName(info.param)); });
 
-// The thread-pool engine never makes more threads than its pool: with one worker, a second
-// connection waits (queued, counted open) until the first ends.
-TEST(TcpThreadPoolTest, ConnectionsBeyondTheWorkersWaitForAFreeWorker) {
+// The thread-pool engine never makes more threads than its pool, and never leaves a connection
+// waiting for a worker: with one worker busy, a second connection is refused at once.
+TEST(TcpThreadPoolTest, ConnectionsBeyondTheWorkersAreRefusedNotQueued) {
   TcpServerOptions o;
   o.listen = Loopback();
   o.engine = TcpEngine::kThreads;
@@ -192,15 +192,22 @@ TEST(TcpThreadPoolTest, ConnectionsBeyondTheWorkersWaitForAFreeWorker) {
   auto server = TcpServer::Start(o);
   ASSERT_TRUE(server.ok());
   auto first = net::ConnectTcp((*server)->local_address(), 5'000'000'000);
-  auto second = net::ConnectTcp((*server)->local_address(), 5'000'000'000);
-  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE(first.ok());
   ASSERT_TRUE(SendAll(first->get(), "1"));
   ASSERT_EQ(ReadUpTo(first->get(), 1).data, "1");
-  ASSERT_TRUE(SendAll(second->get(), "2"));
-  EXPECT_EQ(ReadUpTo(second->get(), 1, /*timeout_ms=*/200).data, "");  // queued
-  EXPECT_EQ((*server)->counters().active, 2u);
+  auto second = net::ConnectTcp((*server)->local_address(), 5'000'000'000);
+  ASSERT_TRUE(second.ok());
+  const auto end = ReadUpTo(second->get(), 1);
+  EXPECT_NE(end.end, net::IoResult::kData);
+  EXPECT_TRUE(end.data.empty());
+  ASSERT_TRUE(WaitUntil([&] { return (*server)->counters().refused == 1; }));
+  EXPECT_EQ((*server)->counters().active, 1u);
   first->reset();
-  EXPECT_EQ(ReadUpTo(second->get(), 1).data, "2");  // served once the worker is free
+  ASSERT_TRUE(WaitUntil([&] { return (*server)->counters().active == 0; }));
+  auto third = net::ConnectTcp((*server)->local_address(), 5'000'000'000);
+  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(SendAll(third->get(), "3"));
+  EXPECT_EQ(ReadUpTo(third->get(), 1).data, "3");  // the freed worker serves it
 }
 
 TEST(TcpServerOptionsTest, BadOptionsAndNonLoopbackAreRefusedWithTheReason) {
