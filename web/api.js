@@ -53,6 +53,7 @@ export const api = {
     const qs = q.toString();
     return getJson(`/experiments/${enc(id)}/samples${qs ? '?' + qs : ''}`, opts);
   },
+  intervals: (id, opts) => getJson(`/experiments/${enc(id)}/intervals`, opts),
   eventsUrl: (id) => `${BASE}/experiments/${enc(id)}/events`,
   csvUrl: (id) => `${BASE}/experiments/${enc(id)}/export.csv`,
 };

@@ -14,6 +14,7 @@
 
 import { api } from './api.js';
 import { CurveChart, HistogramChart } from './charts.js';
+import { TrafficView } from './traffic-view.js';
 import { DASH, el, fmtDuration, fmtNum, fmtTime, schemeColor, schemeLabel } from './format.js';
 
 const FLUSH_MS = 250;
@@ -95,6 +96,16 @@ export class RunView {
       this.exp = await api.experiment(this.id, { signal: this.abort.signal });
       if (this.abort.signal.aborted) return; // destroyed meanwhile
       performance.mark('run-loaded');
+      const kind = this.exp.experiment.kind;
+      if (kind === 'tcp' || kind === 'udp') {
+        this.traffic = new TrafficView(this.root, this.id, this.exp, {
+          onState: (s) => this._setState(s),
+          onEnded: () => this.ctx.onEnded(this),
+          signal: this.abort.signal,
+        });
+        await this.traffic.start();
+        return;
+      }
       this._initTasks();
       this._render();
       if (this.exp.experiment.state === 'running') {
@@ -565,6 +576,7 @@ export class RunView {
 
   destroy() {
     this.abort.abort();
+    if (this.traffic) this.traffic.destroy();
     this._closeStream();
     clearTimeout(this.flushTimer);
     if (this.curves) this.curves.destroy();

@@ -1,5 +1,6 @@
 #include "controller/http/api_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -169,6 +170,57 @@ nlohmann::json AgentsJson(absl::Span<const AgentSnapshot> agents) {
                     {"running_tasks", a.running_tasks}});
   }
   return {{"agents", list}};
+}
+
+absl::StatusOr<nlohmann::json> IntervalsJson(const ResultsStore& store,
+                                             const std::string& experiment_id) {
+  auto experiment = store.GetExperiment(experiment_id);
+  if (!experiment.ok()) return experiment.status();
+  auto tasks = store.ListTasks(experiment_id);
+  if (!tasks.ok()) return tasks.status();
+  const auto optional = [](const std::optional<double>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  nlohmann::json out_tasks = nlohmann::json::array();
+  for (const TaskRecord& t : *tasks) {
+    if (t.role != "client") continue;
+    auto intervals = store.GetIntervals(experiment_id, t.task_id);
+    if (!intervals.ok()) return intervals.status();
+    nlohmann::json c = {{"seq", nlohmann::json::array()},
+                        {"start_s", nlohmann::json::array()},
+                        {"end_s", nlohmann::json::array()},
+                        {"bits_per_second", nlohmann::json::array()},
+                        {"messages_per_second", nlohmann::json::array()},
+                        {"latency_p50_us", nlohmann::json::array()},
+                        {"latency_p99_us", nlohmann::json::array()},
+                        {"latency_max_us", nlohmann::json::array()},
+                        {"jitter_us", nlohmann::json::array()},
+                        {"errors", nlohmann::json::array()}};
+    for (const IntervalRecord& r : *intervals) {
+      const double seconds = r.end_s - r.start_s;
+      const double bytes = static_cast<double>(std::max(r.bytes_sent, r.bytes_received));
+      c["seq"].push_back(r.seq);
+      c["start_s"].push_back(r.start_s);
+      c["end_s"].push_back(r.end_s);
+      c["bits_per_second"].push_back(seconds > 0 ? bytes * 8 / seconds : 0.0);
+      c["messages_per_second"].push_back(
+          seconds > 0 ? static_cast<double>(r.messages_received) / seconds : 0.0);
+      c["latency_p50_us"].push_back(optional(r.latency_p50_us));
+      c["latency_p99_us"].push_back(optional(r.latency_p99_us));
+      c["latency_max_us"].push_back(optional(r.latency_max_us));
+      c["jitter_us"].push_back(optional(r.jitter_us));
+      c["errors"].push_back(r.errors);
+    }
+    out_tasks.push_back({{"task_id", t.task_id},
+                         {"scheme", t.scheme},
+                         {"agent", t.agent_name},
+                         {"state", t.state},
+                         {"intervals", std::move(c)}});
+  }
+  return nlohmann::json{{"experiment_id", experiment_id},
+                        {"kind", experiment->kind},
+                        {"state", experiment->state},
+                        {"tasks", std::move(out_tasks)}};
 }
 
 }  // namespace lab::controller

@@ -37,6 +37,15 @@ absl::StatusOr<nlohmann::json> ExperimentDetailJson(const ResultsStore& store,
                                                     const ExperimentRunner& runner,
                                                     const std::string& experiment_id);
 
+// A traffic run's per-interval samples, per client task, column-oriented:
+// {"experiment_id", "state", "tasks":[{"task_id","scheme","agent","state",
+//   "intervals":{"seq":[…],"start_s":[…],"end_s":[…],"bits_per_second":[…],
+//   "messages_per_second":[…],"latency_p50_us":[…],"latency_p99_us":[…],
+//   "latency_max_us":[…],"jitter_us":[…],"errors":[…]}}]}; null where a value is absent.
+// NotFound for an unknown experiment.
+absl::StatusOr<nlohmann::json> IntervalsJson(const ResultsStore& store,
+                                             const std::string& experiment_id);
+
 // Column-oriented samples {"seq":[…],"t_s":[…],"error_us":[…],"offset_us":[…],
 // "correction_us":[…],"rtt_us":[…]} of samples[i] for i in `keep` (every sample when null).
 // t_s counts from `origin_ns`; t_s is rounded to 1 µs and the *_us columns to 1 ns.

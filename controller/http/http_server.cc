@@ -258,6 +258,15 @@ void DashboardServer::Impl::Routes() {
              [this](const httplib::Request& req, httplib::Response& res) {
                GetSamples(req.matches[1], req, res);
              });
+  server.Get(R"(/api/v1/experiments/([^/]+)/intervals)",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               auto body = IntervalsJson(store, req.matches[1]);
+               if (absl::IsNotFound(body.status())) {
+                 return SendStatus(res, UnknownExperiment(req.matches[1]));
+               }
+               if (!body.ok()) return SendStatus(res, body.status());
+               SendJson(res, 200, *body);
+             });
   server.Get(
       R"(/api/v1/experiments/([^/]+)/export\.csv)",
       [this](const httplib::Request& req, httplib::Response& res) { Export(req.matches[1], res); });

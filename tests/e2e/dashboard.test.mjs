@@ -6,6 +6,7 @@
 //
 // The tests share one page and two runs, in order: (a) live curves grow, (b) hiding RAW,
 // (c) final statistics match the API without a reload, (c2) labctl's dashboard link,
+// (g) a TCP run's throughput and latency charts, live and final,
 // (c3) the curves selector, (d) CSV export, (e) compare view and ?hide=, (f) an unknown run
 // id. Every wait is a condition with a deadline.
 
@@ -274,6 +275,47 @@ describe('dashboard in headless Chromium', { timeout: 240000 }, () => {
     }
     assert.equal(await page.locator('input[type=checkbox][data-scheme="pid"]').isChecked(), false);
     await page.goto(`${ctl.dashboard}#/`);
+  });
+
+  test('g. a TCP run shows throughput and latency per client live, then their reports', async () => {
+    const proc = startRun('run-tcp', ['tcp', '--mode', 'rr', '--connections', '4', '--duration', '4s', '--interval', '250ms']);
+    const id = await waitFor(async () => {
+      const { body } = await api('/experiments');
+      return body.experiments.find((e) => e.state === 'running' && e.kind === 'tcp')?.experiment_id;
+    }, { timeout: 20000, what: 'a running tcp experiment in GET /api/v1/experiments' });
+    await page.goto(`${ctl.dashboard}#/experiments/${id}`);
+    await waitState('live');
+    const TP = 'main .chart-throughput';
+    const LAT = 'main .chart-latency';
+    const first = await waitFor(async () => {
+      const p = await points(TP);
+      return Object.keys(p).length === 2 && Object.values(p).every((n) => n > 0) && p;
+    }, { timeout: 10000, what: 'throughput points of both clients' });
+    await waitFor(async () => {
+      const p = await points(TP);
+      return Object.keys(first).every((t) => p[t] > first[t]);
+    }, { timeout: 10000, what: `both clients' throughput to grow past ${JSON.stringify(first)}` });
+    assert.equal(await bodyState(), 'live', 'the run ended before the growth was seen');
+    await shot('g-live-traffic.png');
+
+    const result = await runResult(proc);
+    assert.equal(result.clients.length, 2);
+    await waitState('ready', 20000);
+    const { body: detail } = await api(`/experiments/${id}`);
+    const { body: intervals } = await api(`/experiments/${id}/intervals`);
+    const final = await points(TP);
+    for (const t of intervals.tasks) {
+      assert.equal(final[t.task_id], t.intervals.seq.length, `${t.task_id}: every stored interval is drawn`);
+    }
+    assert.deepEqual(await points(LAT), final);
+    for (const c of detail.summary.clients) {
+      const row = page.locator(`main table.stats.traffic tr[data-task="${c.task_id}"]`);
+      assert.equal(await row.locator('td[data-field=p50]').innerText(), c.latency_us.p50.toFixed(1));
+      assert.equal(await row.locator('td[data-field=p99]').innerText(), c.latency_us.p99.toFixed(1));
+      assert.equal(await row.locator('td[data-field=rate]').innerText(), `${c.requests_per_second.toFixed(0)} req/s`);
+      assert.equal(await row.locator('td[data-field=errors]').innerText(), '0');
+    }
+    await shot('g-final-traffic.png');
   });
 
   test('f. an unknown run id shows the API error', async () => {

@@ -197,11 +197,53 @@ TEST_F(HttpApiTest, OneExperimentHasItsSpecAgentsTasksSummaryAndExactHistograms)
   EXPECT_EQ(j["error_edges_us"].size(), timesync::ErrorEdgesUs().size());
 }
 
+// A traffic run's intervals, per client, as columns the throughput and latency charts draw.
+TEST_F(HttpApiTest, TrafficIntervalsArePerClientColumnsWithRatesAndAbsentLatenciesNull) {
+  ASSERT_TRUE(store_->CreateExperiment({"tcp-1", "tcp", "{}", "running", kCreated, 0}).ok());
+  ASSERT_TRUE(store_->PutTask({"tcp-1", "server", "agent-1", "server", "", "running", ""}).ok());
+  ASSERT_TRUE(
+      store_->PutTask({"tcp-1", "client-01-tcp-rr", "agent-2", "client", "tcp-rr", "running", ""})
+          .ok());
+  IntervalRecord a;
+  a.seq = 0;
+  a.start_s = 0;
+  a.end_s = 0.5;
+  a.bytes_sent = 1000;
+  a.bytes_received = 1000;
+  a.messages_received = 50;
+  a.latency_p50_us = 20;
+  a.latency_p99_us = 90;
+  IntervalRecord b = a;  // nothing completed in the second interval
+  b.seq = 1;
+  b.start_s = 0.5;
+  b.end_s = 1.0;
+  b.messages_received = 0;
+  b.latency_p50_us.reset();
+  b.latency_p99_us.reset();
+  b.errors = 2;
+  ASSERT_TRUE(store_->AppendIntervals("tcp-1", "client-01-tcp-rr", {a, b}).ok());
+  Start();
+  const auto j = GetJson("/api/v1/experiments/tcp-1/intervals");
+  EXPECT_EQ(j["kind"], "tcp");
+  EXPECT_EQ(j["state"], "running");
+  ASSERT_EQ(j["tasks"].size(), 1u);  // clients only
+  const auto& t = j["tasks"][0];
+  EXPECT_EQ(t["scheme"], "tcp-rr");
+  EXPECT_EQ(t["agent"], "agent-2");
+  const auto& c = t["intervals"];
+  EXPECT_EQ(c["seq"], nlohmann::json({0, 1}));
+  EXPECT_DOUBLE_EQ(c["bits_per_second"][0].get<double>(), 1000 * 8 / 0.5);
+  EXPECT_DOUBLE_EQ(c["messages_per_second"][0].get<double>(), 100);
+  EXPECT_EQ(c["latency_p99_us"][0], 90.0);
+  EXPECT_TRUE(c["latency_p50_us"][1].is_null());
+  EXPECT_EQ(c["errors"][1], 2);
+}
+
 TEST_F(HttpApiTest, UnknownExperimentsAndPathsAre404JsonThatSaysWhereToLook) {
   Start();
-  for (const char* path :
-       {"/api/v1/experiments/nope", "/api/v1/experiments/nope/samples",
-        "/api/v1/experiments/nope/export.csv", "/api/v1/experiments/nope/events"}) {
+  for (const char* path : {"/api/v1/experiments/nope", "/api/v1/experiments/nope/samples",
+                           "/api/v1/experiments/nope/export.csv", "/api/v1/experiments/nope/events",
+                           "/api/v1/experiments/nope/intervals"}) {
     const auto j = GetJson(path, 404);
     EXPECT_EQ(j["error"]["status"], "NOT_FOUND") << path;
     EXPECT_THAT(j["error"]["message"].get<std::string>(), HasSubstr("no experiment 'nope'"));
