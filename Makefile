@@ -5,6 +5,8 @@
 #   make four-clients     RAW/EWMA/Kalman/PID through the controller ($(SERVER) if set: direct)
 #   make three-clients    EWMA, Kalman, PID, 50 probes each ($(SERVER) if set: direct)
 #   make udp-server       a time server on 127.0.0.1:$(PORT) in the foreground
+#   make tcp-server       a TCP echo server on 127.0.0.1:$(TCP_PORT) (ARGS="--mode sink" ...)
+#   make tcp-demo / udp-demo   TCP (rr, then bulk) / UDP traffic runs through the controller
 #   make local-demo       the four schemes with no controller (labnet ts-demo)
 #   make lab-up / lab-status / lab-down
 #   make bench            the benchmarks (figures printed, nothing asserted)
@@ -12,6 +14,7 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 PORT ?= 12345
+TCP_PORT ?= 5201
 # A running time server for the client targets (HOST:PORT); empty: start one in-process.
 SERVER ?=
 # Extra flags for labnet's clients, e.g. ARGS="--output json" or ARGS="--alpha 0.2".
@@ -22,7 +25,7 @@ LABCTL := $(BUILD_DIR)/labctl/labctl
 DEMO_FLAGS := --interval 5ms --offset 25ms --drift-ppm 80
 
 .PHONY: all setup configure build test demo four-clients three-clients udp-server local-demo \
-        lab-up lab-status lab-down bench format clean
+        lab-up lab-status lab-down bench format clean tcp-server tcp-demo udp-demo
 
 all: build
 
@@ -75,6 +78,20 @@ lab-down: build
 
 udp-server: build
 	$(LABNET) ts-server --port $(PORT) $(ARGS)
+
+tcp-server: build
+	$(LABNET) tcp-server --port $(TCP_PORT) $(ARGS)
+
+# TCP / UDP traffic through the controller of the local lab (brought up when not running):
+# rr with 100 connections, then bulk; UDP paced at 20k datagrams/s. ARGS adds labctl flags.
+tcp-demo: build
+	@$(LABCTL) lab status >/dev/null 2>&1 || $(LABCTL) lab up --agents 4 || exit 1
+	$(LABCTL) run tcp --mode rr --connections 100 --threads 2 --duration 5s $(ARGS)
+	$(LABCTL) run tcp --mode bulk --duration 5s $(ARGS)
+
+udp-demo: build
+	@$(LABCTL) lab status >/dev/null 2>&1 || $(LABCTL) lab up --agents 4 || exit 1
+	$(LABCTL) run udp --rate 20k --length 64 --duration 5s $(ARGS)
 
 bench: build
 	bench/run

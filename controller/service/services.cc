@@ -131,12 +131,56 @@ absl::StatusOr<std::string> ExportExperiment(const ResultsStore& store,
             [](const TaskRecord& a, const TaskRecord& b) { return a.task_id < b.task_id; });
   std::string out;
   nlohmann::json samples_json = nlohmann::json::object();
-  if (format == "csv") {
+  const bool traffic = experiment->kind == "tcp" || experiment->kind == "udp";
+  if (traffic) {
+    // Traffic runs: one row per client per interval.
+    const auto optional = [](const std::optional<double>& v) {
+      return v ? absl::StrFormat("%.3f", *v) : std::string();
+    };
+    if (format == "csv") {
+      out =
+          "experiment_id,task_id,agent,scheme,seq,start_s,end_s,bytes_sent,bytes_received,"
+          "messages_sent,messages_received,latency_p50_us,latency_p99_us,latency_max_us,"
+          "jitter_us,errors\n";
+    }
+    for (const TaskRecord& t : clients) {
+      auto intervals = store.GetIntervals(experiment_id, t.task_id);
+      if (!intervals.ok()) return intervals.status();
+      nlohmann::json rows = nlohmann::json::array();
+      for (const IntervalRecord& r : *intervals) {
+        if (format == "csv") {
+          absl::StrAppend(&out, experiment_id, ",", t.task_id, ",", t.agent_name, ",", t.scheme,
+                          ",", r.seq, ",", absl::StrFormat("%.6f,%.6f", r.start_s, r.end_s), ",",
+                          r.bytes_sent, ",", r.bytes_received, ",", r.messages_sent, ",",
+                          r.messages_received, ",", optional(r.latency_p50_us), ",",
+                          optional(r.latency_p99_us), ",", optional(r.latency_max_us), ",",
+                          optional(r.jitter_us), ",", r.errors, "\n");
+        } else {
+          const auto value = [](const std::optional<double>& v) {
+            return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+          };
+          rows.push_back({{"seq", r.seq},
+                          {"start_s", r.start_s},
+                          {"end_s", r.end_s},
+                          {"bytes_sent", r.bytes_sent},
+                          {"bytes_received", r.bytes_received},
+                          {"messages_sent", r.messages_sent},
+                          {"messages_received", r.messages_received},
+                          {"latency_p50_us", value(r.latency_p50_us)},
+                          {"latency_p99_us", value(r.latency_p99_us)},
+                          {"latency_max_us", value(r.latency_max_us)},
+                          {"jitter_us", value(r.jitter_us)},
+                          {"errors", r.errors}});
+        }
+      }
+      if (format == "json") samples_json[t.task_id] = std::move(rows);
+    }
+  } else if (format == "csv") {
     out =
         "experiment_id,task_id,agent,scheme,seq,send_host_ns,recv_host_ns,rtt_ns,"
         "measured_offset_ns,true_offset_ns,correction_ns,applied,error_ns\n";
   }
-  for (const TaskRecord& t : clients) {
+  for (const TaskRecord& t : traffic ? std::vector<TaskRecord>{} : clients) {
     auto samples = store.GetSamples(experiment_id, t.task_id);
     if (!samples.ok()) return samples.status();
     nlohmann::json rows = nlohmann::json::array();
@@ -175,7 +219,7 @@ absl::StatusOr<std::string> ExportExperiment(const ResultsStore& store,
                           {"finished_ns", experiment->finished_ns},
                           {"spec", nlohmann::json::parse(experiment->spec_json, nullptr, false)}}},
                         {"summary", nlohmann::json::parse(*summary)},
-                        {"samples", samples_json}}
+                        {traffic ? "intervals" : "samples", samples_json}}
              .dump(1) +
          "\n";
 }

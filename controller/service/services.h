@@ -52,7 +52,8 @@ class LabControllerImpl final : public lab::v1::LabController::Service {
 };
 
 // The experiment's stored samples as CSV (one row per sample, client tasks in order) or
-// JSON ({"experiment":…, "summary":…, "samples":{task_id:[…]}}). Deterministic: the same
+// JSON ({"experiment":…, "summary":…, "samples":{task_id:[…]}}); for TCP/UDP runs, their
+// per-interval samples (one row per client per interval; JSON key "intervals"). Deterministic: the same
 // stored run always exports byte for byte the same. InvalidArgument for another format.
 absl::StatusOr<std::string> ExportExperiment(const ResultsStore& store,
                                              const ExperimentRunner& runner,

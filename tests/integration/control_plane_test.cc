@@ -387,6 +387,26 @@ TEST_F(ControlPlaneTest, TcpRunPlacesClientsOnTheOtherAgentsAndStoresIntervals) 
     EXPECT_EQ(requests, c["requests"].get<uint64_t>());  // the intervals add up to the report
   }
   EXPECT_EQ(agents.size(), 2u);
+  // The export has one row per client per stored interval.
+  grpc::ClientContext export_context;
+  rpc::SetDeadline(export_context, absl::Seconds(10));
+  lab::v1::ExportExperimentRequest export_request;
+  export_request.set_experiment_id(last.experiment_id());
+  export_request.set_format("csv");
+  auto chunks = stub_->ExportExperiment(&export_context, export_request);
+  std::string csv;
+  lab::v1::ExportChunk chunk;
+  while (chunks->Read(&chunk)) csv += chunk.data();
+  ASSERT_TRUE(chunks->Finish().ok());
+  std::size_t rows = 0;
+  for (const auto& c : summary["clients"]) {
+    rows += (*store)->GetIntervals(last.experiment_id(), c["task_id"].get<std::string>())->size();
+  }
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "experiment_id,task_id,agent,scheme,seq,start_s,end_s,bytes_sent,bytes_received,"
+            "messages_sent,messages_received,latency_p50_us,latency_p99_us,latency_max_us,"
+            "jitter_us,errors");
+  EXPECT_EQ(static_cast<std::size_t>(std::count(csv.begin(), csv.end(), '\n')), 1 + rows);
   // The latency histograms are stored mergeable (one bucket per LatencyEdgesUs edge + 1).
   const auto summaries = (*store)->GetSummaries(last.experiment_id());
   ASSERT_TRUE(summaries.ok());
