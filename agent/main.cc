@@ -11,10 +11,15 @@
 #include "agent/agent.h"
 #include "common/logging.h"
 #include "dataplane/net/socket_address.h"
+#include "dataplane/net/tcp_socket.h"
 #include "labnet/cli_util.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"lab-agent: runs data-plane tasks (time servers, time clients) for a controller"};
+  CLI::App app{
+      "lab-agent: runs data-plane tasks (time servers and clients, TCP and UDP traffic) for a "
+      "controller"};
+  // Traffic tasks hold thousands of connections: take the whole open-file limit.
+  lab::net::RaiseOpenFileLimit();
   lab::agent::AgentOptions options;
   std::string name;
   lab::cli::LogFlags log;

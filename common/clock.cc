@@ -15,4 +15,10 @@ RealtimeClock& RealtimeClock::Get() {
   return *clock;
 }
 
+int64_t MonotonicNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 }  // namespace lab

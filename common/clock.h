@@ -16,6 +16,9 @@ class Clock {
   virtual int64_t NowNs() const = 0;
 };
 
+// CLOCK_MONOTONIC in nanoseconds: for durations and deadlines, never for timestamps.
+int64_t MonotonicNowNs();
+
 // The host's CLOCK_REALTIME (the same clock the kernel stamps packets with).
 class RealtimeClock final : public Clock {
  public:

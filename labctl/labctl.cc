@@ -180,6 +180,13 @@ int RunLabctl(int argc, const char* const* argv, Environment& env) {
 
   // run tcp / run udp: traffic experiments.
   run->require_subcommand(0, 1);
+  // `run`'s own flags are the time-sync experiment's: refused beside `run tcp` / `run udp`.
+  const auto run_flags_given = [run]() -> std::string {
+    for (const CLI::Option* o : run->get_options()) {
+      if (o->count() > 0 && o->get_name() != "--help") return o->get_name();
+    }
+    return "";
+  };
   TcpRunFlags tcp_flags;
   UdpRunFlags udp_flags;
   const auto add_common = [](CLI::App* cmd, TrafficFlags* f) {
@@ -214,7 +221,14 @@ int RunLabctl(int argc, const char* const* argv, Environment& env) {
   tcp->add_option("--max-connections", tcp_flags.max_connections, "the server's cap")
       ->capture_default_str();
   tcp->callback([&] {
-    command = [&](const GlobalOptions& global) {
+    const std::string misplaced = run_flags_given();
+    command = [&, misplaced](const GlobalOptions& global) {
+      if (!misplaced.empty()) {
+        return Usage(env, absl::InvalidArgumentError(absl::StrCat(
+                              misplaced,
+                              " belongs to the time-sync run; give `run tcp` its own flags after "
+                              "`tcp` (labctl run tcp --help)")));
+      }
       auto request = BuildTcpRunRequest(tcp_flags);
       if (!request.ok()) return Usage(env, request.status());
       return RunExperiment(*request, global, env);
@@ -234,7 +248,14 @@ int RunLabctl(int argc, const char* const* argv, Environment& env) {
   udp->add_option("--timeout", udp_flags.timeout, "wait for echoes after the last send")
       ->capture_default_str();
   udp->callback([&] {
-    command = [&](const GlobalOptions& global) {
+    const std::string misplaced = run_flags_given();
+    command = [&, misplaced](const GlobalOptions& global) {
+      if (!misplaced.empty()) {
+        return Usage(env, absl::InvalidArgumentError(absl::StrCat(
+                              misplaced,
+                              " belongs to the time-sync run; give `run udp` its own flags after "
+                              "`udp` (labctl run udp --help)")));
+      }
       auto request = BuildUdpRunRequest(udp_flags);
       if (!request.ok()) return Usage(env, request.status());
       return RunExperiment(*request, global, env);

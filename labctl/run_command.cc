@@ -271,10 +271,11 @@ absl::StatusOr<RunExperimentRequest> BuildRunRequest(const RunFlags& flags) {
 }
 
 absl::Duration RunDeadline(const lab::v1::ExperimentSpec& spec) {
-  if (spec.has_tcp() || spec.has_udp()) {
-    const int64_t ns =
-        spec.has_tcp() ? spec.tcp().client().duration_ns() : spec.udp().client().duration_ns();
-    return absl::Nanoseconds(ns) + absl::Seconds(60);
+  if (spec.has_tcp())
+    return absl::Nanoseconds(spec.tcp().client().duration_ns()) + absl::Seconds(60);
+  if (spec.has_udp()) {
+    return absl::Nanoseconds(spec.udp().client().duration_ns()) +
+           absl::Nanoseconds(spec.udp().client().timeout_ns()) + absl::Seconds(60);
   }
   const TimeSyncExperiment& experiment = spec.timesync();
   const absl::Duration run =

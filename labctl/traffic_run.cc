@@ -18,7 +18,8 @@ constexpr int64_t kDayNs = 86'400'000'000'000;
 absl::Status ApplyCommon(const TrafficFlags& f, lab::v1::ExperimentSpec& spec, int64_t* duration_ns,
                          int64_t* interval_ns, uint32_t* clients, std::string* server_agent) {
   LAB_ASSIGN_OR_RETURN(*duration_ns, cli::ParseDurationNs("duration", f.duration, 0, kDayNs, true));
-  LAB_ASSIGN_OR_RETURN(*interval_ns, cli::ParseDurationNs("interval", f.interval, 0, kDayNs, true));
+  LAB_ASSIGN_OR_RETURN(*interval_ns,
+                       cli::ParseDurationNs("interval", f.interval, 10'000'000, kDayNs));
   if (f.clients && (*f.clients < 1 || *f.clients > 256)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--clients must be in [1, 256], got ", *f.clients));
@@ -34,55 +35,12 @@ absl::Status ApplyCommon(const TrafficFlags& f, lab::v1::ExperimentSpec& spec, i
   return absl::OkStatus();
 }
 
-std::string Rate(double bps) {
-  const char* units[] = {"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"};
-  int i = 0;
-  while (bps >= 1000 && i < 4) {
-    bps /= 1000;
-    ++i;
-  }
-  return absl::StrFormat("%.2f %s", bps, units[i]);
-}
-
 std::string Number(const nlohmann::json& j, const char* key, const char* format = "%.1f") {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return "-";
   return absl::StrFormat(format, j[key].get<double>());
 }
 
 }  // namespace
-
-absl::StatusOr<double> ParseRate(const std::string& flag, const std::string& text) {
-  std::string digits = text;
-  double scale = 1;
-  if (!digits.empty()) {
-    switch (digits.back()) {
-      case 'k':
-      case 'K':
-        scale = 1e3;
-        break;
-      case 'm':
-      case 'M':
-        scale = 1e6;
-        break;
-      case 'g':
-      case 'G':
-        scale = 1e9;
-        break;
-      default:
-        break;
-    }
-    if (scale != 1) digits.pop_back();
-  }
-  double value = 0;
-  if (!absl::SimpleAtod(digits, &value) || !std::isfinite(value) || value < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag,
-                     " must be a rate >= 0 such as 1000, 100k or 1.5M (0: as fast as possible), "
-                     "got '",
-                     text, "'"));
-  }
-  return value * scale;
-}
 
 absl::StatusOr<lab::v1::RunExperimentRequest> BuildTcpRunRequest(const TcpRunFlags& f) {
   lab::v1::RunExperimentRequest request;
@@ -148,7 +106,10 @@ absl::StatusOr<lab::v1::RunExperimentRequest> BuildUdpRunRequest(const UdpRunFla
                                   &clients, &server_agent));
   lab::v1::UdpClientTask& client = *udp.mutable_client();
   if (f.rate) {
-    LAB_ASSIGN_OR_RETURN(const double rate, ParseRate("rate", *f.rate));
+    LAB_ASSIGN_OR_RETURN(const double rate, cli::ParseRate("rate", *f.rate));
+    if (rate > 1e9) {
+      return absl::InvalidArgumentError(absl::StrCat("--rate must be at most 1G, got ", *f.rate));
+    }
     client.set_rate_pps(rate);
   } else if (f.one_way) {
     return absl::InvalidArgumentError(
@@ -203,7 +164,7 @@ std::string FormatTrafficTable(const std::vector<nlohmann::json>& clients) {
       if (c.contains("errors")) errors = Number(c, "errors", "%.0f");
     }
     const std::string throughput = c.contains("bits_per_second") && c["bits_per_second"].is_number()
-                                       ? Rate(c["bits_per_second"].get<double>())
+                                       ? cli::FormatBitRate(c["bits_per_second"].get<double>())
                                        : "-";
     out += absl::StrFormat("%-22s %-12s %-9s %16s %12s %10s %10s %10s %10s\n",
                            c.value("task_id", "?"), c.value("agent", "?"), c.value("state", "?"),

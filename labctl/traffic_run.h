@@ -45,9 +45,6 @@ struct UdpRunFlags {
 absl::StatusOr<lab::v1::RunExperimentRequest> BuildTcpRunRequest(const TcpRunFlags& flags);
 absl::StatusOr<lab::v1::RunExperimentRequest> BuildUdpRunRequest(const UdpRunFlags& flags);
 
-// Parses a rate "1000", "100k", "1.5M", "1G" (1000-based) for --`flag`, >= 0.
-absl::StatusOr<double> ParseRate(const std::string& flag, const std::string& text);
-
 // True when the summary's clients are traffic clients (their scheme is tcp-… or udp-…).
 bool IsTrafficRun(const std::vector<nlohmann::json>& clients);
 // One row per client: agent, state, throughput, rate, latency p50/p99/p999, errors or loss.

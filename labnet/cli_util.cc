@@ -3,12 +3,14 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/errno_status.h"
@@ -70,6 +72,68 @@ absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view te
                      "] (suffixes K, M, G = 1024^n), got '", text, "'"));
   }
   return value * scale;
+}
+
+absl::StatusOr<double> ParseRate(absl::string_view flag, absl::string_view text) {
+  absl::string_view number = absl::StripAsciiWhitespace(text);
+  double scale = 1;
+  if (!number.empty()) {
+    switch (number.back()) {
+      case 'k':
+      case 'K':
+        scale = 1e3;
+        break;
+      case 'M':
+        scale = 1e6;
+        break;
+      case 'G':
+        scale = 1e9;
+        break;
+      default:
+        break;
+    }
+    if (scale != 1) number.remove_suffix(1);
+  }
+  double value = 0;
+  if (number.empty() || !absl::SimpleAtod(number, &value) || !std::isfinite(value) || value < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " '", text,
+        "' is not a rate; write a number >= 0 with an optional k, M or G suffix (1000-based), "
+        "e.g. 100k"));
+  }
+  return value * scale;
+}
+
+namespace {
+
+std::string Scaled(double value, const char* const* units, int count) {
+  int u = 0;
+  while (value >= 1000 && u < count - 1) {
+    value /= 1000;
+    ++u;
+  }
+  return absl::StrFormat("%.3g %s", value, units[u]);
+}
+
+}  // namespace
+
+std::string FormatBitRate(double bits_per_second) {
+  static const char* const kUnits[] = {"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"};
+  return std::isfinite(bits_per_second) ? Scaled(bits_per_second, kUnits, 5) : "-";
+}
+
+std::string FormatByteCount(double bytes) {
+  static const char* const kUnits[] = {"B", "kB", "MB", "GB", "TB"};
+  return std::isfinite(bytes) ? Scaled(bytes, kUnits, 5) : "-";
+}
+
+std::string FormatMicros(double us) {
+  return std::isfinite(us) ? absl::StrFormat("%.1f", us) : "-";
+}
+
+int UsageError(const absl::Status& status) {
+  std::cerr << "labnet: " << status.message() << "\n";
+  return 2;
 }
 
 absl::StatusOr<std::pair<uint16_t, uint16_t>> ParsePortRange(absl::string_view flag,

@@ -32,6 +32,18 @@ absl::Status CheckRange(absl::string_view flag, double value, double min, double
 absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text, uint64_t min,
                                     uint64_t max);
 
+// Parses a rate for --`flag`: "250", "100k", "1.5M", "2G" (k, M, G = 1000^n), a finite
+// number >= 0. InvalidArgument names the flag and the value.
+absl::StatusOr<double> ParseRate(absl::string_view flag, absl::string_view text);
+
+// "12.3 Mbit/s" (1000-based, like iperf3), "1.5 MB", "42.0" µs or "-" when not finite.
+std::string FormatBitRate(double bits_per_second);
+std::string FormatByteCount(double bytes);
+std::string FormatMicros(double us);
+
+// Prints "labnet: <message>" on stderr and returns 2, the exit code of bad usage.
+int UsageError(const absl::Status& status);
+
 // Parses --`flag` "FIRST-LAST" (1 <= FIRST <= LAST <= 65535). InvalidArgument explains the form.
 absl::StatusOr<std::pair<uint16_t, uint16_t>> ParsePortRange(absl::string_view flag,
                                                              absl::string_view text);

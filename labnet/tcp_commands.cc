@@ -25,34 +25,6 @@ namespace {
 
 constexpr int64_t kDay = 86'400'000'000'000;
 
-int UsageError(const absl::Status& status) {
-  std::cerr << "labnet: " << status.message() << "\n";
-  return 2;
-}
-
-// "1.23 Gbits/sec", like iperf3.
-std::string Rate(double bits_per_second) {
-  const char* units[] = {"bits/sec", "Kbits/sec", "Mbits/sec", "Gbits/sec", "Tbits/sec"};
-  int i = 0;
-  while (bits_per_second >= 1000 && i < 4) {
-    bits_per_second /= 1000;
-    ++i;
-  }
-  return absl::StrFormat("%.2f %s", bits_per_second, units[i]);
-}
-
-std::string Bytes(double bytes) {
-  const char* units[] = {"Bytes", "KBytes", "MBytes", "GBytes", "TBytes"};
-  int i = 0;
-  while (bytes >= 1024 && i < 4) {
-    bytes /= 1024;
-    ++i;
-  }
-  return absl::StrFormat("%.2f %s", bytes, units[i]);
-}
-
-std::string Micros(double us) { return std::isfinite(us) ? absl::StrFormat("%.1f", us) : "-"; }
-
 struct ServerFlags {
   std::string bind = "127.0.0.1";
   int port = 5201;
@@ -149,8 +121,8 @@ int RunServer(const ServerFlags& flags) {
   } else {
     std::cout << "tcp server stopped: " << c.accepted << " connections (peak " << c.peak_active
               << ", refused " << c.refused << ", resets " << c.resets << ", errors " << c.errors
-              << "), received " << Bytes(static_cast<double>(c.bytes_received)) << ", sent "
-              << Bytes(static_cast<double>(c.bytes_sent)) << std::endl;
+              << "), received " << FormatByteCount(static_cast<double>(c.bytes_received))
+              << ", sent " << FormatByteCount(static_cast<double>(c.bytes_sent)) << std::endl;
   }
   return 0;
 }
@@ -161,6 +133,7 @@ struct ClientFlags {
   int connections = 1;
   int threads = 1;
   std::string duration = "10s";
+  bool duration_given = false;  // --duration on the command line
   int64_t requests = 0;
   std::string length;
   bool reverse = false;
@@ -183,7 +156,7 @@ struct ClientFlags {
       return absl::InvalidArgumentError(absl::StrCat("--requests must be >= 0, got ", requests));
     }
     o.requests = static_cast<uint64_t>(requests);
-    if (requests > 0 && duration == "10s") o.duration_ns = 0;  // --requests alone: no time limit
+    if (requests > 0 && !duration_given) o.duration_ns = 0;  // --requests alone: no time limit
     if (!length.empty()) {
       LAB_ASSIGN_OR_RETURN(
           o.length, ParseBytes("length", length, 1,
@@ -201,12 +174,13 @@ struct ClientFlags {
 };
 
 void PrintIntervalText(const traffic::IntervalSample& s, bool rr) {
-  std::string line = absl::StrFormat("[%6.2f-%6.2f s] %12s %16s", s.start_s, s.end_s,
-                                     Bytes(static_cast<double>(s.bytes_sent + s.bytes_received)),
-                                     Rate(s.bits_per_second()));
+  std::string line =
+      absl::StrFormat("[%6.2f-%6.2f s] %12s %16s", s.start_s, s.end_s,
+                      FormatByteCount(static_cast<double>(s.bytes_sent + s.bytes_received)),
+                      FormatBitRate(s.bits_per_second()));
   if (rr) {
     absl::StrAppendFormat(&line, " %10.0f req/s  p50 %s us  p99 %s us", s.messages_per_second(),
-                          Micros(s.latency_p50_us), Micros(s.latency_p99_us));
+                          FormatMicros(s.latency_p50_us), FormatMicros(s.latency_p99_us));
   }
   if (s.errors > 0) absl::StrAppend(&line, "  errors ", s.errors);
   std::cout << line << std::endl;
@@ -220,14 +194,14 @@ void PrintReportText(const traffic::TcpClientReport& r) {
                                r.connections_established, r.connections_requested, r.threads,
                                r.seconds, r.interrupted ? " (interrupted)" : "");
   std::cout << absl::StrFormat(
-      "  sent %s, received %s, %s\n", Bytes(static_cast<double>(r.bytes_sent)),
-      Bytes(static_cast<double>(r.bytes_received)), Rate(r.bits_per_second()));
+      "  sent %s, received %s, %s\n", FormatByteCount(static_cast<double>(r.bytes_sent)),
+      FormatByteCount(static_cast<double>(r.bytes_received)), FormatBitRate(r.bits_per_second()));
   if (rr) {
     std::cout << absl::StrFormat(
         "  %llu requests, %.0f req/s; latency us p50 %s p99 %s p999 %s max %s\n",
         static_cast<unsigned long long>(r.requests), r.requests_per_second(),
-        Micros(r.latency_us.Quantile(0.5)), Micros(r.latency_us.Quantile(0.99)),
-        Micros(r.latency_us.Quantile(0.999)), Micros(r.latency_us.max()));
+        FormatMicros(r.latency_us.Quantile(0.5)), FormatMicros(r.latency_us.Quantile(0.99)),
+        FormatMicros(r.latency_us.Quantile(0.999)), FormatMicros(r.latency_us.max()));
   }
   if (r.errors() > 0) {
     std::cout << absl::StrFormat(
@@ -330,8 +304,9 @@ void AddTcpCommands(CLI::App& app, std::function<int()>* run) {
       ->add_option("--threads", client_flags->threads,
                    "threads the connections are spread over (<= connections)")
       ->capture_default_str();
-  client->add_option("--duration,-t", client_flags->duration, "how long to run")
-      ->capture_default_str();
+  CLI::Option* duration =
+      client->add_option("--duration,-t", client_flags->duration, "how long to run")
+          ->capture_default_str();
   client->add_option("--requests", client_flags->requests,
                      "rr: stop after this many requests in all (alone: no time limit)");
   client->add_option("--length,-l", client_flags->length,
@@ -349,8 +324,10 @@ void AddTcpCommands(CLI::App& app, std::function<int()>* run) {
   client->add_option("--output", client_flags->output, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
-  client->callback(
-      [run, client_flags] { *run = [client_flags] { return RunClient(*client_flags); }; });
+  client->callback([run, client_flags, duration] {
+    client_flags->duration_given = duration->count() > 0;
+    *run = [client_flags] { return RunClient(*client_flags); };
+  });
 }
 
 }  // namespace lab::cli

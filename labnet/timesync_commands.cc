@@ -27,12 +27,6 @@ using timesync::ClientSummary;
 using timesync::Scheme;
 using timesync::SchemeParams;
 
-// Prints a usage error the way CLI11 does and returns exit code 2.
-int UsageError(const absl::Status& status) {
-  std::cerr << "labnet: " << status.message() << "\n";
-  return 2;
-}
-
 // Scheme parameters as flags; shared by ts-server (defaults) and the clients.
 struct SchemeFlags {
   timesync::EwmaParams ewma;

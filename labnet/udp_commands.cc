@@ -27,65 +27,6 @@ namespace {
 
 constexpr int64_t kHourNs = 3'600'000'000'000;
 
-int UsageError(const absl::Status& status) {
-  std::cerr << "labnet: " << status.message() << "\n";
-  return 2;
-}
-
-// "100k", "1.5M", "2G", "250" (k, M, G are powers of 1000) -> a finite number >= 0.
-absl::StatusOr<double> ParseRate(absl::string_view flag, absl::string_view text) {
-  absl::string_view number = absl::StripAsciiWhitespace(text);
-  double scale = 1;
-  if (!number.empty()) {
-    switch (number.back()) {
-      case 'k':
-      case 'K':
-        scale = 1e3;
-        break;
-      case 'M':
-        scale = 1e6;
-        break;
-      case 'G':
-        scale = 1e9;
-        break;
-      default:
-        break;
-    }
-    if (scale != 1) number.remove_suffix(1);
-  }
-  double value = 0;
-  if (number.empty() || !absl::SimpleAtod(number, &value) || !std::isfinite(value) || value < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, " '", text,
-        "' is not a rate; write a number >= 0 with an optional k, M or G suffix (1000-based), "
-        "e.g. 100k"));
-  }
-  return value * scale;
-}
-
-// "12.3 Mbit/s" (1000-based, like iperf3).
-std::string FormatBits(double bits_per_second) {
-  const char* units[] = {"bit/s", "kbit/s", "Mbit/s", "Gbit/s"};
-  int u = 0;
-  while (bits_per_second >= 1000 && u < 3) {
-    bits_per_second /= 1000;
-    ++u;
-  }
-  return absl::StrFormat("%.3g %s", bits_per_second, units[u]);
-}
-
-std::string FormatBytes(double bytes) {
-  const char* units[] = {"B", "kB", "MB", "GB"};
-  int u = 0;
-  while (bytes >= 1000 && u < 3) {
-    bytes /= 1000;
-    ++u;
-  }
-  return absl::StrFormat("%.3g %s", bytes, units[u]);
-}
-
-std::string FormatUs(double us) { return std::isfinite(us) ? absl::StrFormat("%.1f", us) : "-"; }
-
 // ---------------------------------------------------------------------------------------------
 // udp-server
 
@@ -124,7 +65,7 @@ void PrintServerText(const traffic::UdpTrafficServer& server) {
   uint64_t malformed = 0;
   for (uint64_t m : c.malformed) malformed += m;
   std::cout << "udp server stopped: received " << c.received << " datagrams ("
-            << FormatBytes(static_cast<double>(c.bytes_received)) << "), echoed " << c.echoed
+            << FormatByteCount(static_cast<double>(c.bytes_received)) << "), echoed " << c.echoed
             << ", send errors " << c.send_errors << ", malformed " << malformed << ", truncated "
             << c.truncated << "\n";
   if (server.mode() == traffic::UdpServerMode::kSink) {
@@ -252,12 +193,12 @@ struct ClientFlags {
 void PrintInterval(const traffic::IntervalSample& s, bool one_way) {
   std::string line = absl::StrFormat(
       "[%6.2f-%6.2f s]  sent %u (%s, %s)", s.start_s, s.end_s, s.messages_sent,
-      FormatBytes(static_cast<double>(s.bytes_sent)),
-      FormatBits(s.seconds() > 0 ? static_cast<double>(s.bytes_sent) * 8.0 / s.seconds() : 0));
+      FormatByteCount(static_cast<double>(s.bytes_sent)),
+      FormatBitRate(s.seconds() > 0 ? static_cast<double>(s.bytes_sent) * 8.0 / s.seconds() : 0));
   if (!one_way) {
     absl::StrAppend(&line, "  echoed ", s.messages_received, "  rtt p50 ",
-                    FormatUs(s.latency_p50_us), " us p99 ", FormatUs(s.latency_p99_us),
-                    " us  jitter ", FormatUs(s.jitter_us), " us");
+                    FormatMicros(s.latency_p50_us), " us p99 ", FormatMicros(s.latency_p99_us),
+                    " us  jitter ", FormatMicros(s.jitter_us), " us");
   }
   if (s.errors > 0) absl::StrAppend(&line, "  errors ", s.errors);
   std::cout << line << std::endl;
@@ -273,8 +214,8 @@ void PrintClientText(const traffic::UdpClientReport& r) {
   if (r.one_way) std::cout << ", one way";
   std::cout << "\n";
   std::cout << absl::StrFormat("sent     %u datagrams (%s) in %.3f s: %s, %.6g pps\n", r.sent,
-                               FormatBytes(static_cast<double>(r.bytes_sent)), r.seconds,
-                               FormatBits(r.bits_per_second), r.packets_per_second);
+                               FormatByteCount(static_cast<double>(r.bytes_sent)), r.seconds,
+                               FormatBitRate(r.bits_per_second), r.packets_per_second);
   if (!r.one_way) {
     std::cout << absl::StrFormat(
         "received %u echoes (%.6g pps); lost %u (%.3f %%), out of order %u, duplicates %u\n",
@@ -282,10 +223,10 @@ void PrintClientText(const traffic::UdpClientReport& r) {
         r.duplicates);
     const stats::Histogram& h = r.latency_us;
     if (h.count() > 0) {
-      std::cout << "rtt us   p50 " << FormatUs(h.Quantile(0.5)) << "  p99 "
-                << FormatUs(h.Quantile(0.99)) << "  p99.9 " << FormatUs(h.Quantile(0.999))
-                << "  min " << FormatUs(h.min()) << "  max " << FormatUs(h.max()) << "  mean "
-                << FormatUs(h.mean()) << "\n";
+      std::cout << "rtt us   p50 " << FormatMicros(h.Quantile(0.5)) << "  p99 "
+                << FormatMicros(h.Quantile(0.99)) << "  p99.9 " << FormatMicros(h.Quantile(0.999))
+                << "  min " << FormatMicros(h.min()) << "  max " << FormatMicros(h.max())
+                << "  mean " << FormatMicros(h.mean()) << "\n";
     }
     std::cout << absl::StrFormat("jitter   %.3f ms\n", r.jitter_ms);
   } else {

@@ -101,6 +101,7 @@ export class RunView {
         this.traffic = new TrafficView(this.root, this.id, this.exp, {
           onState: (s) => this._setState(s),
           onEnded: () => this.ctx.onEnded(this),
+          onError: (err) => this._fail(err),
           signal: this.abort.signal,
         });
         await this.traffic.start();

@@ -6,7 +6,8 @@
 // the run goes on the page polls it every POLL_MS and redraws; when the run ends it fetches
 // the run once more for the final reports.
 //
-// Test hooks: .chart-throughput / .chart-latency [data-series-points] "task:points,...";
+// Test hooks: .chart-throughput / .chart-latency [data-series-points] "task:points,..." (the
+// values drawn per client: intervals with a throughput / with a p50 latency);
 // table.stats.traffic tr[data-task] td[data-field] (bits_per_second, rate, p50, p99, p999,
 // errors).
 
@@ -82,15 +83,18 @@ class LineChart {
 
 export class TrafficView {
   // onState(state): 'ready' | 'live' | 'error', as RunView's.
-  constructor(root, id, exp, { onState, onEnded, signal }) {
+  constructor(root, id, exp, { onState, onEnded, onError, signal }) {
     this.root = root;
     this.id = id;
     this.exp = exp;
     this.onState = onState;
     this.onEnded = onEnded;
+    this.onError = onError;
     this.signal = signal;
     this.timer = 0;
     this.charts = [];
+    this.failures = 0;
+    this.destroyed = false;
   }
 
   async start() {
@@ -118,7 +122,10 @@ export class TrafficView {
         this.onState('ready');
         this.onEnded();
       } catch (err) {
-        if (err.name !== 'AbortError') this._poll(); // a blip: try again
+        if (err.name === 'AbortError' || this.destroyed) return;
+        // A blip: try again; a run that keeps failing (404, 500) is an error on the page.
+        if (++this.failures < 5) this._poll();
+        else this.onError(err);
       }
     }, POLL_MS);
   }
@@ -126,6 +133,8 @@ export class TrafficView {
   // Fetches the intervals and redraws; returns whether the run still goes on.
   async _refresh() {
     const data = await api.intervals(this.id, { signal: this.signal });
+    if (this.destroyed) return false;
+    this.failures = 0;
     this.tasks = data.tasks;
     this._draw();
     return data.state === 'running';
@@ -175,7 +184,8 @@ export class TrafficView {
       return xs.map((x) => (m.has(x) && m.get(x) != null ? m.get(x) : null));
     };
     const label = (t) => `${t.task_id} (${t.agent})`;
-    const points = tasks.map((t) => `${t.task_id}:${t.intervals.seq.length}`).join(',');
+    const drawn = (column) => tasks
+      .map((t) => `${t.task_id}:${t.intervals[column].filter((v) => v != null).length}`).join(',');
     if (this.charts.length === 0) {
       this.throughput = new LineChart(this.throughputBox, {
         title: 'throughput', yLabel: 'Mbit/s',
@@ -190,8 +200,10 @@ export class TrafficView {
       });
       this.charts = [this.throughput, this.latency];
     }
-    this.throughput.set([xs, ...tasks.map((t) => at(t, 'bits_per_second').map((v) => (v == null ? null : v / 1e6)))], points);
-    this.latency.set([xs, ...tasks.flatMap((t) => [at(t, 'latency_p50_us'), at(t, 'latency_p99_us')])], points);
+    this.throughput.set([xs, ...tasks.map((t) => at(t, 'bits_per_second').map((v) => (v == null ? null : v / 1e6)))],
+      drawn('bits_per_second'));
+    this.latency.set([xs, ...tasks.flatMap((t) => [at(t, 'latency_p50_us'), at(t, 'latency_p99_us')])],
+      drawn('latency_p50_us'));
   }
 
   _renderTable() {
@@ -217,6 +229,7 @@ export class TrafficView {
   }
 
   destroy() {
+    this.destroyed = true;
     clearTimeout(this.timer);
     for (const c of this.charts) c.destroy();
     this.charts = [];

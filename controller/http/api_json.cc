@@ -203,8 +203,10 @@ absl::StatusOr<nlohmann::json> IntervalsJson(const ResultsStore& store,
       c["start_s"].push_back(r.start_s);
       c["end_s"].push_back(r.end_s);
       c["bits_per_second"].push_back(seconds > 0 ? bytes * 8 / seconds : 0.0);
-      c["messages_per_second"].push_back(
-          seconds > 0 ? static_cast<double>(r.messages_received) / seconds : 0.0);
+      // Of what came back; of what was sent when nothing comes back (one-way UDP).
+      const uint64_t messages = r.messages_received > 0 ? r.messages_received : r.messages_sent;
+      c["messages_per_second"].push_back(seconds > 0 ? static_cast<double>(messages) / seconds
+                                                     : 0.0);
       c["latency_p50_us"].push_back(optional(r.latency_p50_us));
       c["latency_p99_us"].push_back(optional(r.latency_p99_us));
       c["latency_max_us"].push_back(optional(r.latency_max_us));

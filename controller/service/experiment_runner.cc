@@ -447,9 +447,14 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
                          [](const Task& t) { return Terminal(t.state); });
       if (!done && clock_.NowNs() > deadline) {
         for (std::size_t i = 1; i < active->tasks.size(); ++i) {
-          if (!Terminal(active->tasks[i].state)) {
-            SetTaskState(*active, active->tasks[i], "failed", "timed out");
-          }
+          Task& t = active->tasks[i];
+          if (Terminal(t.state)) continue;
+          SetTaskState(*active, t, "failed", "timed out");
+          // It may still run: stop it, so it frees its agent's task slot.
+          lab::v1::ControllerMessage stop_client;
+          stop_client.mutable_stop_task()->set_task_id(t.task_id);
+          stop_client.mutable_stop_task()->set_experiment_id(active->id);
+          (void)hub_.Send(t.agent_id, stop_client);
         }
         done = true;
       }
@@ -465,7 +470,12 @@ absl::Status ExperimentRunner::Run(const lab::v1::ExperimentSpec& spec, const Ev
   (void)hub_.Send(server.agent_id, stop);
   std::string state;
   {
-    std::lock_guard<std::mutex> lock(active->mu);
+    std::unique_lock<std::mutex> lock(active->mu);
+    // Traffic servers answer the stop with their counters: wait for them a moment.
+    if (plan.kind != "timesync") {
+      active->cv.wait_for(lock, std::chrono::seconds(2),
+                          [&] { return Terminal(active->tasks[0].state); });
+    }
     if (!Terminal(active->tasks[0].state)) SetTaskState(*active, active->tasks[0], "complete", "");
     int complete = 0;
     for (std::size_t i = 0; i < active->tasks.size(); ++i) {
@@ -549,9 +559,21 @@ absl::StatusOr<std::string> ExperimentRunner::SummaryJson(const std::string& exp
     c["truth_known"] = !server_clock.empty() && clock_of[t.agent_name] == server_clock;
     clients.push_back(std::move(c));
   }
-  return nlohmann::json{
-      {"experiment_id", experiment_id}, {"state", experiment->state}, {"clients", clients}}
-      .dump();
+  nlohmann::json out = {
+      {"experiment_id", experiment_id}, {"state", experiment->state}, {"clients", clients}};
+  // Traffic servers report their counters (connections, refusals, bytes) when stopped.
+  for (const TaskRecord& t : sorted) {
+    if (t.role != "server") continue;
+    for (const SummaryRecord& s : *summaries) {
+      if (s.task_id != t.task_id) continue;
+      nlohmann::json server = nlohmann::json::parse(s.summary_json, nullptr, false);
+      if (!server.is_object()) continue;
+      server["agent"] = t.agent_name;
+      server["state"] = t.state;
+      out["server"] = std::move(server);
+    }
+  }
+  return out.dump();
 }
 
 void ExperimentRunner::LogIfError(const absl::Status& status, const std::string& experiment_id,

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/errno_status.h"
 
 namespace lab::net {
@@ -32,12 +33,6 @@ IoResult FromErrno(int err) {
     default:
       return {IoResult::kError, 0, err};
   }
-}
-
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 absl::StatusOr<ScopedFd> NewTcpSocket(int family) {
@@ -148,10 +143,10 @@ absl::Status FinishConnect(int fd, const SocketAddress& remote) {
 absl::StatusOr<ScopedFd> ConnectTcp(const SocketAddress& remote, int64_t timeout_ns) {
   auto fd = StartConnect(remote);
   if (!fd.ok()) return fd.status();
-  const int64_t deadline = MonotonicNs() + timeout_ns;
+  const int64_t deadline = MonotonicNowNs() + timeout_ns;
   for (;;) {
     pollfd p{fd->get(), POLLOUT, 0};
-    const int64_t left_ms = (deadline - MonotonicNs() + 999'999) / 1'000'000;
+    const int64_t left_ms = (deadline - MonotonicNowNs() + 999'999) / 1'000'000;
     if (left_ms <= 0) {
       return absl::DeadlineExceededError(absl::StrCat("connect(tcp ", remote.ToString(),
                                                       "): no answer within ",

@@ -13,6 +13,10 @@
 
 namespace lab::traffic {
 
+// The shortest report interval the clients accept (finer ones would flood the controller's
+// store with samples, not add information).
+inline constexpr int64_t kMinIntervalNs = 10'000'000;
+
 struct IntervalSample {
   double start_s = 0;  // since the run started
   double end_s = 0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/errno_status.h"
 #include "dataplane/net/scoped_fd.h"
 #include "dataplane/net/tcp_socket.h"
@@ -30,12 +31,6 @@ constexpr std::size_t kDefaultBulkLength = 128 * 1024;
 // How long connections may take to end in an orderly way after the run.
 constexpr int64_t kDrainNs = 2'000'000'000;
 
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 struct Connection {
   ScopedFd fd;
   enum State { kConnecting, kOpen, kDone } state = kConnecting;
@@ -43,7 +38,8 @@ struct Connection {
   std::size_t written = 0;
   std::size_t read = 0;
   int64_t request_start_ns = 0;
-  bool idle = false;  // rr: the request budget is spent
+  bool idle = false;       // rr: the request budget is spent
+  bool in_flight = false;  // rr: a request was issued and its response is not in yet
 };
 
 // Shared between the threads of one run.
@@ -54,6 +50,7 @@ struct Run {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> requests_issued{0};
   std::atomic<uint64_t> requests_done{0};
+  std::atomic<uint64_t> requests_abandoned{0};  // issued on a connection that then failed
   std::mutex mu;
   std::condition_variable cv;
   int connecting_threads = 0;  // guarded by mu: threads still connecting
@@ -102,7 +99,7 @@ class Worker {
     Traffic();
     {
       std::lock_guard<std::mutex> lock(run_.mu);
-      run_.traffic_end_ns = std::max(run_.traffic_end_ns, MonotonicNs());
+      run_.traffic_end_ns = std::max(run_.traffic_end_ns, MonotonicNowNs());
       if (--run_.trafficking == 0) run_.cv.notify_all();
     }
     Drain();
@@ -144,10 +141,10 @@ class Worker {
       }
       ++pending;
     }
-    const int64_t deadline = MonotonicNs() + run_.options.connect_timeout_ns;
+    const int64_t deadline = MonotonicNowNs() + run_.options.connect_timeout_ns;
     std::vector<epoll_event> events(256);
     while (pending > 0) {
-      const int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+      const int64_t left_ms = (deadline - MonotonicNowNs()) / 1'000'000;
       if (left_ms <= 0) break;
       const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
                                  static_cast<int>(std::min<int64_t>(left_ms, 100)));
@@ -187,6 +184,16 @@ class Worker {
     c.state = Connection::kDone;
   }
 
+  // With a request budget, the run is over once every issued request completed or was lost
+  // with its connection, and no more can be issued.
+  void CheckRequestBudget() {
+    const uint64_t budget = run_.options.requests;
+    if (run_.requests_done.load() + run_.requests_abandoned.load() < budget) return;
+    std::lock_guard<std::mutex> lock(run_.mu);
+    run_.finished = true;
+    run_.cv.notify_all();
+  }
+
   // Ends `c` because of `r` (a close, reset or error from the server's side).
   void Fail(Connection& c, const IoResult& r) {
     if (r.kind == IoResult::kClosed) {
@@ -200,6 +207,11 @@ class Worker {
     errors.fetch_add(1, std::memory_order_relaxed);
     live.fetch_sub(1, std::memory_order_relaxed);
     Close(c);
+    if (c.in_flight && run_.options.requests > 0) {
+      c.in_flight = false;
+      run_.requests_abandoned.fetch_add(1);
+      CheckRequestBudget();
+    }
   }
 
   void Traffic() {
@@ -208,8 +220,14 @@ class Worker {
     int open = 0;
     for (auto& c : conns_) {
       if (c.state != Connection::kOpen) continue;
+      if (run_.options.reverse) {
+        // A source server sends from the moment it accepts: what came before the start is
+        // not part of the run.
+        while (net::ReadSome(c.fd.get(), absl::MakeSpan(buffer_)).kind == IoResult::kData) {
+        }
+      }
       ++open;
-      Serve(c);  // edge-triggered: the connect's events are spent; start writing now
+      Serve(c);  // edge-triggered: the connect's events are spent; start now
     }
     std::vector<epoll_event> events(256);
     while (!run_.stop.load(std::memory_order_relaxed) && open > 0) {
@@ -244,7 +262,8 @@ class Worker {
           c.idle = true;
           return;
         }
-        c.request_start_ns = MonotonicNs();
+        c.request_start_ns = MonotonicNowNs();
+        c.in_flight = true;
         requests_sent.fetch_add(1, std::memory_order_relaxed);
       }
       if (c.written < length) {
@@ -268,7 +287,7 @@ class Worker {
       c.read += r.bytes;
       bytes_received.fetch_add(r.bytes, std::memory_order_relaxed);
       if (c.read < length) continue;
-      const double us = static_cast<double>(MonotonicNs() - c.request_start_ns) / 1000.0;
+      const double us = static_cast<double>(MonotonicNowNs() - c.request_start_ns) / 1000.0;
       latency.Add(us);
       {
         std::lock_guard<std::mutex> lock(interval_mu_);
@@ -276,11 +295,10 @@ class Worker {
       }
       requests.fetch_add(1, std::memory_order_relaxed);
       c.written = c.read = 0;
-      if (run_.options.requests > 0 &&
-          run_.requests_done.fetch_add(1, std::memory_order_relaxed) + 1 == run_.options.requests) {
-        std::lock_guard<std::mutex> lock(run_.mu);
-        run_.finished = true;
-        run_.cv.notify_all();
+      c.in_flight = false;
+      if (run_.options.requests > 0) {
+        run_.requests_done.fetch_add(1, std::memory_order_relaxed);
+        CheckRequestBudget();
       }
     }
     if (c.state == Connection::kOpen) Defer(c);
@@ -325,10 +343,10 @@ class Worker {
       ::shutdown(c.fd.get(), SHUT_WR);
       ++open;
     }
-    const int64_t deadline = MonotonicNs() + kDrainNs;
+    const int64_t deadline = MonotonicNowNs() + kDrainNs;
     std::vector<epoll_event> events(256);
     while (open > 0) {
-      const int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+      const int64_t left_ms = (deadline - MonotonicNowNs()) / 1'000'000;
       if (left_ms <= 0) break;
       const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
                                  static_cast<int>(left_ms));
@@ -405,8 +423,10 @@ absl::Status TcpClientOptions::Validate() const {
   if (reverse && mode != TcpClientMode::kBulk) {
     return absl::InvalidArgumentError("reverse applies to bulk mode only");
   }
-  if (connect_timeout_ns <= 0 || interval_ns < 0) {
-    return absl::InvalidArgumentError("the connect timeout must be > 0 and the interval >= 0");
+  if (connect_timeout_ns <= 0) return absl::InvalidArgumentError("the connect timeout must be > 0");
+  if (interval_ns != 0 && (interval_ns < kMinIntervalNs || interval_ns < 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the report interval must be 0 (none) or >= 10ms, got ", interval_ns, " ns"));
   }
   return absl::OkStatus();
 }
@@ -452,7 +472,7 @@ absl::StatusOr<TcpClientReport> RunTcpClient(const TcpClientOptions& options,
     std::unique_lock<std::mutex> lock(run.mu);
     run.cv.wait(lock, [&] { return run.connecting_threads == 0; });
     run.go = true;
-    start_ns = MonotonicNs();
+    start_ns = MonotonicNowNs();
   }
   run.cv.notify_all();
 
@@ -499,7 +519,7 @@ absl::StatusOr<TcpClientReport> RunTcpClient(const TcpClientOptions& options,
   const int64_t end_ns = options.duration_ns > 0 ? start_ns + options.duration_ns : INT64_MAX;
   int64_t next_interval_ns = options.interval_ns > 0 ? start_ns + options.interval_ns : INT64_MAX;
   for (;;) {
-    const int64_t now = MonotonicNs();
+    const int64_t now = MonotonicNowNs();
     if (now >= end_ns || cancelled()) break;
     {
       std::lock_guard<std::mutex> lock(run.mu);

@@ -9,7 +9,8 @@
 //
 // The run ends after `duration_ns`, after `requests` requests in all (rr), or when `cancel`
 // becomes true; connections are then closed in an orderly way (shutdown, then drain), so the
-// server sees a clean end. Figures count from the moment connects started.
+// server sees a clean end. Figures count from the moment every connect is over (succeeded,
+// failed or timed out), as iperf3's do, to the moment the client stops moving data.
 #ifndef DATAPLANE_TRAFFIC_TCP_CLIENT_H_
 #define DATAPLANE_TRAFFIC_TCP_CLIENT_H_
 
@@ -56,9 +57,11 @@ struct TcpClientReport {
   int threads = 0;
   int connections_requested = 0;
   int connections_established = 0;
-  uint64_t connect_errors = 0;    // refused, timed out, unreachable
-  uint64_t resets = 0;            // reset by the server or the network
-  uint64_t closed_by_server = 0;  // orderly close by the server before the end (e.g. its cap)
+  uint64_t connect_errors = 0;  // refused, timed out, unreachable
+  uint64_t resets = 0;          // reset by the server or the network
+  // Orderly close by the server before the end (e.g. its cap), as seen by a client that reads;
+  // a client that only writes (bulk send) sees such a close as a reset.
+  uint64_t closed_by_server = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   uint64_t requests = 0;  // rr: responses received in full

@@ -1,5 +1,6 @@
 #include "dataplane/traffic/tcp_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -15,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/errno_status.h"
 #include "common/logging.h"
 #include "dataplane/net/scoped_fd.h"
@@ -33,12 +35,6 @@ constexpr int kStepBudget = 16;
 constexpr int kDefaultWorkers = 256;
 // Connections accepted per wake-up of the listener.
 constexpr int kAcceptBatch = 64;
-
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // One open connection. Only the thread serving it touches fd/pending; the byte counters are
 // read by other threads (Connections(), counters()).
@@ -149,7 +145,8 @@ class ServerBase : public TcpServer {
         listener_(std::move(listener)),
         logger_(std::move(logger)),
         pattern_(options.io_bytes),
-        cap_(options.max_connections) {
+        cap_(options.max_connections),
+        reserve_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
     for (std::size_t i = 0; i < pattern_.size(); ++i) {
       pattern_[i] = static_cast<uint8_t>('a' + i % 26);
     }
@@ -191,6 +188,18 @@ class ServerBase : public TcpServer {
     std::vector<std::unique_ptr<Conn>> out;
     for (int i = 0; i < kAcceptBatch; ++i) {
       auto accepted = listener_.Accept();
+      if (absl::IsResourceExhausted(accepted.status())) {
+        // Out of descriptors: the connection would stay queued and the listener readable, so
+        // the loop would spin. Free the reserve descriptor, take the connection and close it
+        // (refused), then take the reserve back.
+        std::lock_guard<std::mutex> lock(reserve_mu_);
+        reserve_.reset();
+        auto taken = listener_.Accept();
+        if (taken.ok()) Refuse(taken->peer, "out of file descriptors");
+        reserve_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        if (!taken.ok()) break;
+        continue;
+      }
       if (!accepted.ok()) {
         if (!absl::IsUnavailable(accepted.status())) {
           accept_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -203,7 +212,7 @@ class ServerBase : public TcpServer {
       conn->fd = std::move(accepted->fd);
       conn->peer = accepted->peer;
       if (!Register(conn.get())) {
-        Refuse(conn->peer);
+        Refuse(conn->peer, "at the cap");
         continue;  // closing conn->fd sends the FIN
       }
       if (options_.mode != TcpMode::kSink) (void)net::SetNoDelay(conn->fd.get(), true);
@@ -235,14 +244,14 @@ class ServerBase : public TcpServer {
     if (why == Next::kError) closed_totals_.errors++;
   }
 
-  void Refuse(const net::SocketAddress& peer) {
+  void Refuse(const net::SocketAddress& peer, const char* why) {
     refused_.fetch_add(1, std::memory_order_relaxed);
-    const int64_t now = MonotonicNs();
+    const int64_t now = MonotonicNowNs();
     int64_t last = last_refusal_log_ns_.load(std::memory_order_relaxed);
     if (now - last >= 1'000'000'000 &&
         last_refusal_log_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
-      logger_->warn("tcp server {}: refused {} at the cap of {} connections ({} refused so far)",
-                    local_address().ToString(), peer.ToString(), cap_,
+      logger_->warn("tcp server {}: refused {} {} (cap {} connections; {} refused so far)",
+                    local_address().ToString(), peer.ToString(), why, cap_,
                     refused_.load(std::memory_order_relaxed));
     }
   }
@@ -263,6 +272,8 @@ class ServerBase : public TcpServer {
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> accept_errors_{0};
   std::atomic<int64_t> last_refusal_log_ns_{0};
+  std::mutex reserve_mu_;
+  net::ScopedFd reserve_;  // guarded by reserve_mu_: given up to refuse when out of descriptors
 };
 
 // An eventfd that, once signalled, stays readable: wakes every poll/epoll waiting on it.
@@ -428,6 +439,7 @@ class ThreadPoolServer final : public ServerBase {
 
   void Stop() override {
     std::call_once(stopped_, [this] {
+      stopping_flag_ = true;
       Signal(stop_);
       {
         std::lock_guard<std::mutex> lock(queue_mu_);
@@ -477,7 +489,10 @@ class ThreadPoolServer final : public ServerBase {
   Next Serve(Conn& c, std::vector<uint8_t>& buffer) {
     for (;;) {
       const Next next = Step(options_.mode, c, buffer, pattern_);
-      if (next == Next::kMore) continue;
+      if (next == Next::kMore) {
+        if (stopping_flag_.load(std::memory_order_relaxed)) return Next::kClosed;  // Stop()
+        continue;
+      }
       if (next != Next::kWaitRead && next != Next::kWaitWrite) return next;
       pollfd fds[2] = {
           {c.fd.get(), static_cast<short>(next == Next::kWaitRead ? POLLIN : POLLOUT), 0},
@@ -498,6 +513,7 @@ class ThreadPoolServer final : public ServerBase {
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<Conn>> queue_;  // guarded by queue_mu_
   bool stopping_ = false;                    // guarded by queue_mu_
+  std::atomic<bool> stopping_flag_{false};   // read by busy workers between steps
   std::once_flag stopped_;
 };
 

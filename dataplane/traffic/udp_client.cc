@@ -42,13 +42,18 @@ absl::Status Validate(const UdpClientOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("length must be in [", kUdpHeaderSize, ", ",
                                                    kUdpMaxDatagramSize, "] bytes, got ", o.length));
   }
-  if (o.rate_pps && (!std::isfinite(*o.rate_pps) || *o.rate_pps < 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rate must be a finite number of packets/s >= 0, got ", *o.rate_pps));
+  if (o.rate_pps && (!std::isfinite(*o.rate_pps) || *o.rate_pps < 0 ||
+                     (*o.rate_pps > 0 && *o.rate_pps < kMinRatePps) || *o.rate_pps > kMaxRatePps)) {
+    return absl::InvalidArgumentError(absl::StrCat("rate must be 0 (as fast as possible) or in [",
+                                                   kMinRatePps, ", ", kMaxRatePps,
+                                                   "] packets/s, got ", *o.rate_pps));
   }
   if (o.duration_ns < 0) return absl::InvalidArgumentError("duration must be >= 0");
   if (o.timeout_ns < 0) return absl::InvalidArgumentError("timeout must be >= 0");
-  if (o.interval_ns < 0) return absl::InvalidArgumentError("interval must be >= 0");
+  if (o.interval_ns < 0 || (o.interval_ns > 0 && o.interval_ns < kMinIntervalNs)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the report interval must be 0 (none) or >= 10ms, got ", o.interval_ns, " ns"));
+  }
   if (o.batch_size < 1 || o.batch_size > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch size must be in [1, 1024], got ", o.batch_size));

@@ -139,9 +139,9 @@ void JitterEstimator::Add(int64_t send_ns, int64_t receive_ns) {
 }
 
 absl::StatusOr<Pacer> Pacer::Create(double rate_pps, uint32_t burst, int64_t start_ns) {
-  if (!std::isfinite(rate_pps) || !(rate_pps > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pacing rate must be a finite number of packets/s > 0, got ", rate_pps));
+  if (!std::isfinite(rate_pps) || !(rate_pps >= kMinRatePps) || rate_pps > kMaxRatePps) {
+    return absl::InvalidArgumentError(absl::StrCat("pacing rate must be in [", kMinRatePps, ", ",
+                                                   kMaxRatePps, "] packets/s, got ", rate_pps));
   }
   if (burst < 1) return absl::InvalidArgumentError("pacing burst must be >= 1");
   return Pacer(1e9 / rate_pps, burst, start_ns);

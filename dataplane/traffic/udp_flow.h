@@ -115,6 +115,10 @@ class JitterEstimator {
   uint64_t samples_ = 0;
 };
 
+// The pacing rates Pacer accepts, packets/s (beyond them the slot arithmetic loses meaning).
+inline constexpr double kMinRatePps = 1e-3;
+inline constexpr double kMaxRatePps = 1e9;
+
 // The sender's schedule: slot k is due at start_ns + k * 1e9 / rate_pps. Due() hands out
 // the slots that are due, at most `burst` at once; when the sender has fallen behind by more
 // than `burst` slots it does not burst to catch up: the older missed slots are skipped

@@ -387,6 +387,9 @@ TEST_F(ControlPlaneTest, TcpRunPlacesClientsOnTheOtherAgentsAndStoresIntervals) 
     EXPECT_EQ(requests, c["requests"].get<uint64_t>());  // the intervals add up to the report
   }
   EXPECT_EQ(agents.size(), 2u);
+  // The server's counters, reported when it was stopped: both clients' connections.
+  EXPECT_EQ(summary["server"]["accepted"], 8) << summary.dump().substr(0, 400);
+  EXPECT_EQ(summary["server"]["refused"], 0);
   // The export has one row per client per stored interval.
   grpc::ClientContext export_context;
   rpc::SetDeadline(export_context, absl::Seconds(10));

@@ -28,6 +28,15 @@ TEST(LabctlBinaryTest, UnknownSchemeIsBadUsage) {
   EXPECT_EQ(p.stdout_text(), "");
 }
 
+TEST(LabctlBinaryTest, TimeSyncFlagsBesideRunTcpAreRefusedNotIgnored) {
+  Subprocess p({LABCTL_BINARY, "--controller", "127.0.0.1:1", "run", "--count", "5", "tcp"});
+  ASSERT_EQ(p.Wait(30s), 2);
+  EXPECT_THAT(p.stderr_text(), HasSubstr("--count belongs to the time-sync run"));
+  Subprocess q({LABCTL_BINARY, "--controller", "127.0.0.1:1", "run", "udp", "--rate", "fast"});
+  ASSERT_EQ(q.Wait(30s), 2);
+  EXPECT_THAT(q.stderr_text(), HasSubstr("--rate"));
+}
+
 TEST(LabctlBinaryTest, UnreachableControllerExitsOneWithAHint) {
   // Port 1 on loopback: nothing listens, the connection is refused at once.
   Subprocess p({LABCTL_BINARY, "--controller", "127.0.0.1:1", "--timeout", "5s", "agents"});
